@@ -1,0 +1,78 @@
+"""Byte transports under the drivers: a serial port (pyserial) with character spacing.
+
+A transport only moves bytes. ``read`` returns what has arrived (``b""`` after
+``poll_s`` of silence) and raises :class:`PortLost` when the port goes away.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+import serial
+
+from drivers.errors import PortLost
+
+
+class Transport(Protocol):
+    def write(self, data: bytes) -> None: ...
+
+    def read(self) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class SerialTransport:
+    """A serial port: 8N1, no flow control, at least ``char_delay_s`` between characters."""
+
+    def __init__(
+        self,
+        port: str,
+        baudrate: int = 115200,
+        char_delay_s: float = 0.001,
+        poll_s: float = 0.02,
+    ) -> None:
+        try:
+            self._serial = serial.Serial(
+                port,
+                baudrate=baudrate,
+                bytesize=serial.EIGHTBITS,
+                parity=serial.PARITY_NONE,
+                stopbits=serial.STOPBITS_ONE,
+                timeout=poll_s,
+                write_timeout=1.0,
+                exclusive=True,
+            )
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise PortLost(f"cannot open {port}: {exc}") from exc
+        self.port = port
+        self.char_delay_s = char_delay_s
+
+    def write(self, data: bytes) -> None:
+        try:
+            for i in range(len(data)):
+                if i and self.char_delay_s > 0:
+                    time.sleep(self.char_delay_s)  # sleeps at least this long
+                self._serial.write(data[i : i + 1])
+        except (serial.SerialException, OSError) as exc:
+            raise PortLost(f"{self.port}: write failed: {exc}") from exc
+
+    def read(self) -> bytes:
+        try:
+            data = self._serial.read(1)
+            if data and self._serial.in_waiting:
+                data += self._serial.read(self._serial.in_waiting)
+            return data
+        except (serial.SerialException, OSError, TypeError) as exc:
+            raise PortLost(f"{self.port}: read failed: {exc}") from exc
+
+    def close(self) -> None:
+        try:
+            self._serial.cancel_read()
+        except Exception:  # noqa: BLE001 - closing a port that is already gone
+            pass
+        try:
+            self._serial.close()
+        except (serial.SerialException, OSError):
+            pass
+

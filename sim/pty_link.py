@@ -1,0 +1,163 @@
+"""Serve a simulated serial device on a pseudo-terminal, as a real port would appear.
+
+The device side holds the pty master; the slave path (e.g. ``/dev/pts/7``, optionally
+behind a stable symlink) is what a driver opens with pyserial, exactly like
+``/dev/ttyACM0``. Fault injection: disconnect (the port vanishes), garbage bytes,
+stalls. :meth:`reattach` brings the port back (new pty, same symlink).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import threading
+import time
+import tty
+from collections.abc import Callable
+from pathlib import Path
+
+Receive = Callable[[bytes, float], bytes]
+Step = Callable[[float], bytes]
+
+
+class PtyLink:
+    """Pumps bytes between a pty master and a device's ``receive``/``step`` functions.
+
+    ``now`` is the shared program clock (sim time). ``tick_s`` is the device's time step
+    in clock seconds; real ticks are never shorter than ``min_tick_real_s``. With
+    ``strict_spacing`` on, characters that arrive together (less than the device's 1 ms
+    scan apart) are dropped after the first, as the real unit may lose them.
+    """
+
+    def __init__(
+        self,
+        receive: Receive,
+        step: Step,
+        now: Callable[[], float],
+        speed: float = 1.0,
+        link: str | os.PathLike[str] | None = None,
+        tick_s: float = 0.005,
+        min_tick_real_s: float = 0.002,
+        strict_spacing: bool = False,
+    ) -> None:
+        self._receive, self._step, self._now = receive, step, now
+        self._tick_real = max(tick_s / speed, min_tick_real_s)
+        self.link = Path(link) if link else None
+        self.strict_spacing = strict_spacing
+        self.dropped = 0
+        self._lock = threading.Lock()
+        self._stall_until = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._master = -1
+        self._slave = -1
+        self.path = ""
+        self._open_pty()
+
+    def _open_pty(self) -> None:
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        self.path = os.ttyname(self._slave)
+        if self.link is not None:
+            tmp = self.link.with_name(self.link.name + ".tmp")
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            tmp.symlink_to(self.path)
+            os.replace(tmp, self.link)
+
+    @property
+    def port(self) -> str:
+        """What a driver should open: the symlink if any, else the pty path."""
+        return str(self.link) if self.link else self.path
+
+    def start(self) -> PtyLink:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="pty-link", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+            self._thread = None
+        self._close_fds()
+        if self.link is not None:
+            with contextlib.suppress(FileNotFoundError):
+                if self.link.is_symlink():
+                    self.link.unlink()
+
+    def _close_fds(self) -> None:
+        for fd in (self._master, self._slave):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._master = self._slave = -1
+
+    # -------------------------------------------------------------- faults
+
+    def disconnect(self) -> None:
+        """The cable is pulled: the pty closes under the driver."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+            self._thread = None
+        with self._lock:
+            self._close_fds()
+
+    def reattach(self) -> None:
+        """Plug back in: a new pty behind the same symlink."""
+        self.disconnect()
+        self._open_pty()
+        self.start()
+
+    def inject(self, data: bytes) -> None:
+        """Send raw bytes (e.g. garbage) to the driver."""
+        with self._lock:
+            if self._master >= 0:
+                os.write(self._master, data)
+
+    def stall(self, seconds: float) -> None:
+        """The device hangs: input is lost and nothing is sent for ``seconds`` (real time)."""
+        self._stall_until = time.monotonic() + seconds
+
+    # -------------------------------------------------------------- pump
+
+    def _run(self) -> None:
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            timeout = max(0.0, next_tick - time.monotonic())
+            waited_from = time.monotonic()
+            try:
+                ready, _, _ = select.select([self._master], [], [], timeout)
+            except (OSError, ValueError):
+                return
+            stalled = time.monotonic() < self._stall_until
+            if ready:
+                blocked = time.monotonic() - waited_from > 0.0002
+                try:
+                    data = os.read(self._master, 4096)
+                except OSError:  # no driver has the port open: wait for one
+                    time.sleep(self._tick_real)
+                    data = b""
+                if data and self.strict_spacing and blocked and len(data) > 1:
+                    self.dropped += len(data) - 1
+                    data = data[:1]
+                if data and not stalled:
+                    self._write(self._receive(data, self._now()))
+            if time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + self._tick_real
+                if not stalled:
+                    self._write(self._step(self._now()))
+
+    def _write(self, data: bytes) -> None:
+        if not data:
+            return
+        with self._lock:
+            if self._master < 0:
+                return
+            try:
+                os.write(self._master, data)
+            except OSError:
+                pass
