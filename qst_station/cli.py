@@ -1,0 +1,209 @@
+"""The ``qst-station`` command line."""
+
+from __future__ import annotations
+
+import ctypes.util
+import os
+import signal
+import sys
+import threading
+
+import click
+
+from qst_station import __version__
+from qst_station.config import ConfigError, StationConfig, load_config
+
+SPEED = click.option(
+    "--speed",
+    type=click.FloatRange(min=0.01, max=1000.0),
+    default=1.0,
+    show_default=True,
+    help="Simulated clock speed (simulators and program share it); 1 = real time.",
+)
+CONFIG = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Station configuration (TOML). Default: $QST_STATION_CONFIG, else simulated devices.",
+)
+
+
+def _load(config_path: str | None) -> StationConfig:
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _clock(speed: float):  # noqa: ANN202 - imported late so --help stays fast
+    from qst_station.clock import make_clock
+
+    return make_clock(speed)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="qst-station")
+def main() -> None:
+    """qst-station: instrument controller for quantitative sensory testing."""
+
+
+# ---------------------------------------------------------------------------- run
+
+
+def display_problem() -> str | None:
+    """Why a Qt window cannot open here, or None if it can."""
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if platform.startswith(("offscreen", "minimal", "vnc")):
+        return None
+    if sys.platform.startswith("linux"):
+        if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            return "no display found (DISPLAY and WAYLAND_DISPLAY are not set)"
+        if os.environ.get("DISPLAY") and not ctypes.util.find_library("xcb-cursor"):
+            return (
+                "Qt 6.5+ needs libxcb-cursor0 to open a window on X11; install it with: "
+                "sudo apt-get install libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1"
+            )
+    return None
+
+
+@main.command()
+@CONFIG
+@SPEED
+@click.option("--headless", is_flag=True, help="Run the headless demo even if a display exists.")
+def run(config_path: str | None, speed: float, headless: bool) -> None:
+    """Open the app (simulated devices unless configured); headless demo without a display."""
+    config = _load(config_path)
+    clock = _clock(speed)
+    problem = None if headless else display_problem()
+    if headless or problem:
+        if problem:
+            click.echo(f"qst-station: {problem}; running the headless demo instead.")
+        from qst_station.demo import run_demo
+
+        try:
+            run_demo(config, clock, print_line=click.echo)
+        except Exception as exc:  # noqa: BLE001 - one clear line, not a traceback
+            raise click.ClickException(str(exc)) from None
+        return
+    from qst_station.gui.app import run_app
+
+    sys.exit(run_app(config, clock))
+
+
+# ---------------------------------------------------------------------------- probe
+
+
+@main.group()
+def probe() -> None:
+    """Connect to a device and print what it reports."""
+
+
+@probe.command("tcs")
+@click.argument("port")
+@click.option("--char-delay-ms", type=click.FloatRange(min=1.0, max=20.0), default=1.0,
+              show_default=True, help="Pause between characters sent to the device.")
+@click.option("--baseline", type=click.FloatRange(20.0, 44.0), default=32.0, show_default=True,
+              help="Baseline programmed on connect.")
+def probe_tcs(port: str, char_delay_ms: float, baseline: float) -> None:
+    """Connect to a TCS II on PORT; print firmware, probe, temperatures, buttons, errors."""
+    from drivers.errors import DeviceError
+    from drivers.tcs import TcsDriver
+
+    driver = TcsDriver(port, clock=_clock(1.0), baseline=baseline,
+                       char_delay_s=char_delay_ms / 1000.0)
+    try:
+        info = driver.connect()
+        temps = driver.temperatures()
+        buttons = driver.buttons()
+        codes = driver.errors()
+        battery = driver.battery()
+    except DeviceError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        driver.disconnect()
+    click.echo(f"port:         {port}")
+    click.echo(f"identity:     {info.identity}")
+    click.echo(f"firmware:     {info.firmware}")
+    click.echo(f"probe id:     {info.probe_id}")
+    click.echo(f"probe type:   {info.probe_type}")
+    click.echo(f"neutral:      {temps.neutral:.1f} °C")
+    click.echo("zones:        " + "  ".join(f"{t:.1f}" for t in temps.zones) + " °C")
+    click.echo(f"buttons:      1={'pressed' if buttons.button1 else 'up'} "
+               f"2={'pressed' if buttons.button2 else 'up'}")
+    click.echo(f"battery:      {battery} %")
+    state = "OK" if not any(codes) else "ERROR"
+    click.echo(f"error codes:  {' '.join(map(str, codes))} (neutral, zones 1-5): {state}")
+    if any(codes):
+        sys.exit(1)
+
+
+# ---------------------------------------------------------------------------- sim
+
+
+@main.group()
+def sim() -> None:
+    """Serve simulated devices that speak the real wire protocols."""
+
+
+@sim.command("tcs")
+@click.option("--link", type=click.Path(dir_okay=False), default=None,
+              help="Make this path a symlink to the simulator's pseudo-terminal.")
+@SPEED
+@click.option("--seed", type=int, default=0, show_default=True, help="Sensor-noise seed.")
+@click.option("--strict-spacing", is_flag=True,
+              help="Drop characters sent less than 1 ms apart, as the real unit may.")
+def sim_tcs(link: str | None, speed: float, seed: int, strict_spacing: bool) -> None:
+    """Serve a simulated TCS II on a new pseudo-terminal until Ctrl-C."""
+    from sim.tcs import SimulatedTcs
+
+    if link and os.path.exists(link) and not os.path.islink(link):
+        raise click.ClickException(f"{link} exists and is not a symlink; choose another --link")
+    simulator = SimulatedTcs(_clock(speed), link=link, seed=seed, strict_spacing=strict_spacing)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    simulator.start()
+    where = f"{link} -> {simulator.pty.path}" if link else simulator.pty.path
+    click.echo(f"simulated TCS II on {where} (speed {speed:g}x); Ctrl-C to stop", err=False)
+    sys.stdout.flush()
+    try:
+        while not stop.wait(0.2):
+            pass
+    finally:
+        simulator.stop()
+        click.echo("simulator stopped")
+
+
+# ---------------------------------------------------------------------------- config
+
+
+@main.group("config")
+def config_group() -> None:
+    """Check or show station configurations."""
+
+
+@config_group.command("check")
+@click.argument("path", type=click.Path(dir_okay=False))
+def config_check(path: str) -> None:
+    """Validate the station configuration at PATH."""
+    config = _load(path)
+    for name, device in config.devices.items():
+        limits = device.limits
+        click.echo(f"{name}: {device.driver} on {device.port}, "
+                   f"{limits.min_celsius:g}-{limits.max_celsius:g} °C, "
+                   f"max {limits.max_rate:g} °C/s")
+    click.echo(f"{path}: OK")
+
+
+@config_group.command("show")
+@CONFIG
+def config_show(config_path: str | None) -> None:
+    """Print the configuration in effect (defaults filled in) as JSON."""
+    config = _load(config_path)
+    click.echo(f"# source: {config.source}")
+    click.echo(config.model_dump_json(indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Station configuration: a TOML file naming each device, its port and its limits.
+
+Validated with pydantic; every problem becomes one :class:`ConfigError` line naming the
+file, the field (and its line where it can be found) and what is wrong. With no file the
+station is the embedded default: a simulated TCS II.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from drivers.thermal_safety import DEFAULT_ENVELOPE, HARD_MAX_C, ThermalLimits
+
+SIMULATED = "sim"
+ENV_VAR = "QST_STATION_CONFIG"
+
+
+class ConfigError(ValueError):
+    """A station configuration problem, as one line."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ThermalLimitsConfig(_Strict):
+    min_celsius: float = Field(0.0, ge=0.0, le=HARD_MAX_C)
+    max_celsius: float = Field(50.0, ge=0.0, le=HARD_MAX_C)
+    max_rate: float = Field(300.0, gt=0.0, le=300.0)
+    follow_heartbeat_s: float = Field(2.0, gt=0.0, le=60.0)
+    dose_envelope: list[tuple[float, float]] = Field(
+        default_factory=lambda: [tuple(p) for p in DEFAULT_ENVELOPE]
+    )
+
+    def to_limits(self) -> ThermalLimits:
+        try:
+            return ThermalLimits(
+                self.min_celsius,
+                self.max_celsius,
+                self.max_rate,
+                tuple(self.dose_envelope),
+                self.follow_heartbeat_s,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"limits: {exc}") from None
+
+
+class TcsConfig(_Strict):
+    driver: Literal["tcs2"] = "tcs2"
+    port: str = SIMULATED
+    baseline: float = Field(32.0, ge=20.0, le=45.0)
+    char_delay_ms: float = Field(1.0, ge=1.0, le=20.0)
+    limits: ThermalLimitsConfig = Field(default_factory=ThermalLimitsConfig)
+
+    @field_validator("port")
+    @classmethod
+    def _port_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("port must name a serial device (e.g. /dev/ttyACM0) or 'sim'")
+        return value
+
+    @property
+    def simulated(self) -> bool:
+        return self.port == SIMULATED
+
+
+class StationInfo(_Strict):
+    name: str = "qst-station"
+    site: str = ""
+
+
+class StationConfig(_Strict):
+    station: StationInfo = Field(default_factory=StationInfo)
+    devices: dict[str, TcsConfig] = Field(default_factory=lambda: {"thermode": TcsConfig()})
+    source: str = Field("embedded default (simulated devices)", exclude=True)
+
+    def thermode(self) -> tuple[str, TcsConfig]:
+        """The first thermal stimulator."""
+        for name, device in self.devices.items():
+            return name, device
+        raise ConfigError("the station configuration names no thermal stimulator")
+
+
+def default_config() -> StationConfig:
+    return StationConfig()
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> StationConfig:
+    """Load ``path``, else ``$QST_STATION_CONFIG``, else the simulated default."""
+    chosen = path or os.environ.get(ENV_VAR)
+    if not chosen:
+        return default_config()
+    file = Path(chosen)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read station configuration: {exc.strerror}") from None
+    return parse_config(text, str(file))
+
+
+def parse_config(text: str, name: str = "<config>") -> StationConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{name}: not valid TOML: {exc}") from None
+    try:
+        config = StationConfig.model_validate({**data, "source": name})
+        for device in config.devices.values():
+            device.limits.to_limits()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        where = _line_of(text, err["loc"])
+        got = f" (got {err['input']!r})" if "input" in err and not isinstance(
+            err["input"], dict) else ""
+        raise ConfigError(f"{name}:{where} {field}: {err['msg']}{got}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+    return config
+
+
+def _line_of(text: str, loc: tuple[object, ...]) -> str:
+    keys = [k for k in loc if isinstance(k, str)]
+    if not keys:
+        return ""
+    pattern = re.compile(rf"^\s*{re.escape(keys[-1])}\s*=", re.MULTILINE)
+    hits = [m.start() for m in pattern.finditer(text)]
+    if len(hits) != 1:
+        return ""
+    return f"{text.count(chr(10), 0, hits[0]) + 1}:"
