@@ -10,6 +10,7 @@ watches for silence and checks the device's error codes after each stimulation.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import queue
@@ -67,7 +68,8 @@ def _finite(what: str, value: float) -> float:
 
 def _zone_arg(zone: int, allow_all: bool = True) -> int:
     if not isinstance(zone, int) or not (0 if allow_all else 1) <= zone <= wire.ZONES:
-        raise LimitError(f"zone {zone!r} does not exist (1-5{', or 0 for all' if allow_all else ''})")
+        also = ", or 0 for all" if allow_all else ""
+        raise LimitError(f"zone {zone!r} does not exist (1-5{also})")
     return zone
 
 
@@ -182,10 +184,8 @@ class TcsDriver:
         """Abort (device returns to baseline), then close the port."""
         if not self.connected:
             return
-        try:
+        with contextlib.suppress(DeviceError):
             self.abort()
-        except DeviceError:
-            pass
         self._close_transport()
         self._notify("disconnected", f"{self.port} closed")
 
@@ -264,7 +264,8 @@ class TcsDriver:
                 raise LimitError(f"{cmd.name}: no zone is enabled")
             if cmd.name == "start" and self._following:
                 raise LimitError("start: the device is in follow mode; abort it first")
-        if cmd.name in ("profile_write", "profile_enable") and (self.stimulating or self._following):
+        busy = self.stimulating or self._following
+        if cmd.name in ("profile_write", "profile_enable") and busy:
             raise LimitError(f"{cmd.name}: not allowed during a stimulation")
         return after
 

@@ -425,7 +425,9 @@ def decode_profile(body: bytes) -> tuple[tuple[bool, ...], tuple[tuple[int, int]
     _check("profile", body, False)
     zones = tuple(c == ord("1") for c in body[:5])
     rest = body[8:]
-    segments = tuple((int(rest[i : i + 3]), int(rest[i + 3 : i + 6])) for i in range(0, len(rest), 6))
+    segments = tuple(
+        (int(rest[i : i + 3]), int(rest[i + 3 : i + 6])) for i in range(0, len(rest), 6)
+    )
     return zones, segments
 
 

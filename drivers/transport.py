@@ -6,6 +6,7 @@ A transport only moves bytes. ``read`` returns what has arrived (``b""`` after
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Protocol
 
@@ -67,12 +68,8 @@ class SerialTransport:
             raise PortLost(f"{self.port}: read failed: {exc}") from exc
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # the port may already be gone
             self._serial.cancel_read()
-        except Exception:  # noqa: BLE001 - closing a port that is already gone
-            pass
-        try:
+        with contextlib.suppress(serial.SerialException, OSError):
             self._serial.close()
-        except (serial.SerialException, OSError):
-            pass
 

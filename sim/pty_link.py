@@ -157,7 +157,5 @@ class PtyLink:
         with self._lock:
             if self._master < 0:
                 return
-            try:
+            with contextlib.suppress(OSError):
                 os.write(self._master, data)
-            except OSError:
-                pass
