@@ -97,6 +97,7 @@ class TcsDriver:
         self.limits = limits or ThermalLimits()
         self.clock = clock or LslClock()
         self.limits.check_baseline(baseline)
+        wire.encode("baseline", wire.tenths(baseline))  # within the device's 20-45 °C field
         self.baseline = baseline
         self.reply_timeout_s = reply_timeout_s
         self.quiet_s = quiet_s
@@ -207,19 +208,34 @@ class TcsDriver:
         self._stim_end = None
 
     def _program_known_state(self) -> None:
-        rate = min(10.0, self.limits.max_rate)
-        self._send(b"A")  # whatever it was doing before we (re)connected
-        self._send(wire.encode("target", 0, wire.tenths(self.baseline)))
-        self._send(wire.encode("baseline", wire.tenths(self.baseline)))
-        self._send(wire.encode("rise_rate", 0, wire.tenths(rate)))
-        self._send(wire.encode("return_rate", 0, wire.tenths(rate)))
-        self._send(wire.encode("duration", 0, 100))
-        self._send(wire.encode_mask("enable_zones", [False] * wire.ZONES))
-        self._send(wire.encode_mask("profile_enable", [False] * wire.ZONES))
-        self._send(wire.encode("max_temperature", wire.tenths(self.limits.max_celsius)))
-        self._send(wire.encode("trigger_input_off"))
-        self._send(wire.encode("stream_idle"))
-        self._send(wire.encode("stream_stimulation"))
+        """Abort, forbid trigger starts, then write every setting the driver relies on.
+
+        The device's prior settings are unknown, so intermediate states are not checked
+        (nothing can start: ``A`` and ``Osd`` go first); the resulting state, which no
+        longer depends on the prior one, is checked before anything is sent.
+        """
+        rate = wire.tenths(min(10.0, self.limits.max_rate))
+        frames = [
+            wire.encode("target", 0, wire.tenths(self.baseline)),
+            wire.encode("baseline", wire.tenths(self.baseline)),
+            wire.encode("rise_rate", 0, rate),
+            wire.encode("return_rate", 0, rate),
+            wire.encode("duration", 0, 100),
+            wire.encode_mask("enable_zones", [False] * wire.ZONES),
+            wire.encode_mask("profile_enable", [False] * wire.ZONES),
+            wire.encode("max_temperature", wire.tenths(self.limits.max_celsius)),
+            b"Oa",
+            b"Ob",
+        ]
+        with self._wire_lock:
+            self._send(b"A")
+            self._send(b"Osd", check=False)
+            state = Settings(trigger_input=False)
+            for raw in frames:
+                state = ts.apply(state, _decode_one(raw))
+            ts.check(self.limits, state)
+            for raw in frames:
+                self._send(raw, check=False)
 
     # ------------------------------------------------------------------ subscribers
 
@@ -241,7 +257,9 @@ class TcsDriver:
 
     # ------------------------------------------------------------------ the gate
 
-    def _send(self, raw: bytes, reply: str | None = None) -> bytes | list[bytes] | None:
+    def _send(
+        self, raw: bytes, reply: str | None = None, check: bool = True
+    ) -> bytes | list[bytes] | None:
         """Check ``raw`` against the limits, write it, and return its reply if any."""
         with self._wire_lock:
             if self._transport is None:
@@ -249,7 +267,7 @@ class TcsDriver:
             if raw != b"A" and self._abort_requested.is_set():
                 raise DeviceError(f"{self.port}: {raw.decode()!r} not sent: abort requested")
             cmd = _decode_one(raw)
-            after = self._checked(cmd)
+            after = self._checked(cmd) if check else ts.apply(self._settings, cmd)
             self._settings = after
             self._splitter.fine = after.fine
             return self._transact(raw, reply)
@@ -258,6 +276,8 @@ class TcsDriver:
         after = ts.apply(self._settings, cmd)
         if cmd.name in ("abort", "reset"):
             return after
+        if after == self._settings and cmd.name not in ("start", "follow"):
+            return after  # queries and outputs change nothing that could hurt
         ts.check(self.limits, after)
         if cmd.name in ("start", "follow"):
             if not (after.enabled_zones() or any(after.profile_enabled)):
@@ -284,9 +304,13 @@ class TcsDriver:
             try:
                 body = self._replies.get(timeout=self.reply_timeout_s)
             except queue.Empty:
-                raise DeviceSilent(
-                    f"{self.port}: no reply to {raw.decode()!r} within {self.reply_timeout_s} s"
-                ) from None
+                with self._split_lock:
+                    partial = [b for kind, b in self._splitter.flush() if kind == "reply"]
+                if not partial:
+                    raise DeviceSilent(
+                        f"{self.port}: no reply to {raw.decode()!r} within {self.reply_timeout_s} s"
+                    ) from None
+                body = partial[0]
             if not wire.reply_complete(reply, body, self._splitter.fine):
                 raise DeviceFault(f"{self.port}: unexpected reply to {raw.decode()!r}: {body!r}")
             return body
@@ -442,19 +466,31 @@ class TcsDriver:
                 final = ts.apply(final, _decode_one(raw))
             ts.check(self.limits, final)
             for order in itertools.permutations(frames):
-                state, ok = self._settings, True
-                for raw in order:
-                    state = ts.apply(state, _decode_one(raw))
-                    try:
-                        ts.check(self.limits, state)
-                    except LimitError:
-                        ok = False
-                        break
-                if ok:
-                    for raw in order:
-                        self._send(raw)
+                if self._sequence_safe(order):
+                    self._send_sequence(order)
                     return
             raise LimitError(f"zone {zone}: no safe order to write this stimulus")
+
+    def _sequence_safe(self, frames: Sequence[bytes]) -> bool:
+        try:
+            self._checked_sequence(frames)
+        except LimitError:
+            return False
+        return True
+
+    def _checked_sequence(self, frames: Sequence[bytes]) -> None:
+        """Raise LimitError if any state along ``frames`` breaks a limit."""
+        state = self._settings
+        for raw in frames:
+            state = ts.apply(state, _decode_one(raw))
+            ts.check(self.limits, state)
+
+    def _send_sequence(self, frames: Sequence[bytes]) -> None:
+        """Check the whole sequence first, then send it: all or nothing is refused."""
+        with self._wire_lock:
+            self._checked_sequence(frames)
+            for raw in frames:
+                self._send(raw)
 
     def set_target(self, zone: int, celsius: float) -> None:
         self._send(wire.encode("target", _zone_arg(zone), wire.tenths(_finite("target", celsius))))
@@ -523,14 +559,20 @@ class TcsDriver:
         when the dose envelope is used up or when follow() is not called again within
         ``limits.follow_heartbeat_s``.
         """
+        value = wire.tenths(_finite("follow setpoint", setpoint))
+        self.limits.check_temperature("follow setpoint", value / 10.0)
         with self._wire_lock:
-            if not self._settings.enabled_zones():
-                self.enable_zones(range(1, wire.ZONES + 1))
-            value = wire.tenths(_finite("follow setpoint", setpoint))
-            self._send(wire.encode("target", 0, value))
-            self._last_feed = self.clock.now()
+            frames = [wire.encode("target", 0, value)]
             if not self._following:
-                self._send(b"Od")
+                # durations mean nothing in follow mode; the shortest keeps every zone's
+                # programmed stimulus within the dose envelope at the new setpoint
+                frames.insert(0, wire.encode("duration", 0, 10))
+                if not self._settings.enabled_zones():
+                    frames.insert(0, wire.encode_mask("enable_zones", [True] * wire.ZONES))
+                frames.append(b"Od")
+            self._send_sequence(frames)
+            self._last_feed = self.clock.now()
+            if frames[-1] == b"Od":
                 self._follow_dose = 0.0
                 self._following = True
 
@@ -552,9 +594,9 @@ class TcsDriver:
                                  "in 10 ms steps")
             raw_segments.append((ticks, wire.tenths(_finite(f"segment {i} end", celsius))))
         mask = _mask(zones)
-        with self._wire_lock:
-            self._send(wire.encode_profile(mask, raw_segments))
-            self._send(wire.encode_mask("profile_enable", mask))
+        self._send_sequence(
+            [wire.encode_profile(mask, raw_segments), wire.encode_mask("profile_enable", mask)]
+        )
 
     def disable_profile(self) -> None:
         self._send(wire.encode_mask("profile_enable", [False] * wire.ZONES))
