@@ -48,13 +48,17 @@ class SerialTransport:
             raise PortLost(f"cannot open {port}: {exc}") from exc
         self.port = port
         self.char_delay_s = char_delay_s
+        self._last_write = 0.0
 
     def write(self, data: bytes) -> None:
+        """Write byte by byte, keeping the spacing across consecutive writes too."""
         try:
             for i in range(len(data)):
-                if i and self.char_delay_s > 0:
-                    time.sleep(self.char_delay_s)  # sleeps at least this long
+                wait = self._last_write + self.char_delay_s - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)  # sleeps at least this long
                 self._serial.write(data[i : i + 1])
+                self._last_write = time.perf_counter()
         except (serial.SerialException, OSError) as exc:
             raise PortLost(f"{self.port}: write failed: {exc}") from exc
 

@@ -46,6 +46,7 @@ class PtyLink:
         self.link = Path(link) if link else None
         self.strict_spacing = strict_spacing
         self.dropped = 0
+        self._last_byte = 0.0
         self._lock = threading.Lock()
         self._stall_until = 0.0
         self._stop = threading.Event()
@@ -141,15 +142,33 @@ class PtyLink:
                 except OSError:  # no driver has the port open: wait for one
                     time.sleep(self._tick_real)
                     data = b""
-                if data and self.strict_spacing and blocked and len(data) > 1:
-                    self.dropped += len(data) - 1
-                    data = data[:1]
+                if data and self.strict_spacing:
+                    data = self._space_check(data, blocked)
                 if data and not stalled:
                     self._write(self._receive(data, self._now()))
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + self._tick_real
                 if not stalled:
                     self._write(self._step(self._now()))
+
+    def _space_check(self, data: bytes, blocked: bool) -> bytes:
+        """Drop characters that came closer than the device's scan period.
+
+        A byte is kept if it arrived at least a quarter scan (0.25 ms) after the last kept
+        one. Several bytes in one read arrived together, unless the pump was late (it
+        was not waiting in select), in which case their spacing is unknown and kept.
+        """
+        now = time.monotonic()
+        if now - self._last_byte < 0.00025:
+            self.dropped += 1
+            data = data[1:] if len(data) > 1 else b""
+            if not data:
+                return b""
+        if blocked and len(data) > 1:
+            self.dropped += len(data) - 1
+            data = data[:1]
+        self._last_byte = now
+        return data
 
     def _write(self, data: bytes) -> None:
         if not data:

@@ -151,7 +151,9 @@ def test_disconnect_mid_stimulus_reports_lost_then_reconnect_aborts_first(
     assert info.identity == "TCS"
     status.wait_for("connected", after=seen)
     after = names_since(sim, before)
-    assert after[0] == "abort", f"first command after re-plug was {after[:3]}"
+    # Only the identity query may precede the abort: nothing that changes the device does.
+    changes = [name for name in after if name != "identify"]
+    assert changes[0] == "abort", f"first commands after re-plug: {after[:3]}"
     # The interrupted stimulus is not resumed: zone 1 heads back to baseline.
     assert sim.device.zones[0].phase in ("return", "idle")
     temps = tcs.temperatures()
@@ -209,7 +211,9 @@ def test_stall_makes_a_query_fail_silent_then_the_driver_recovers(
     assert "error" not in status.kinds()
 
 
-def test_stall_during_stimulation_trips_the_silence_watchdog(sim: SimulatedTcs, clock: Clock) -> None:
+def test_stall_during_stimulation_trips_the_silence_watchdog(
+    sim: SimulatedTcs, clock: Clock
+) -> None:
     recorder: list[RecordingTransport] = []
 
     def factory(port: str) -> Transport:
@@ -245,32 +249,76 @@ def test_stall_during_stimulation_trips_the_silence_watchdog(sim: SimulatedTcs, 
 # ---------------------------------------------------------------------- broken zone
 
 
+def start_on_broken_zone_2(sim: SimulatedTcs, tcs: TcsDriver, clock: Clock) -> float:
+    """Break zone 2, run 45 °C on it; returns the earliest time the stimulation can end."""
+    sim.break_zone(2)
+    tcs.configure(2, target=45.0, rise=20.0, ret=20.0, duration_ms=500)
+    tcs.enable_zones([2])
+    stim, base = tcs.stimulus(2), tcs.settings.baseline
+    started = clock.now()
+    tcs.start()
+    return started + stim.duration_ms / 1000 + (stim.peak(base) - base) / stim.ret
+
+
 def test_broken_zone_is_aborted_by_firmware_and_reported_after_the_stimulus(
     sim: SimulatedTcs, driver: TcsDriver, clock: Clock
 ) -> None:
+    # Without the 100 Hz stream the silence watchdog stays out of the way (see the xfail
+    # below): this is the post-stimulation error check on its own.
+    driver.set_streaming(idle=True, stimulation=False)
     status = StatusLog(clock)
     driver.on_status(status)
-    sim.break_zone(2)
-    driver.configure(2, target=45.0, rise=20.0, ret=20.0, duration_ms=500)
-    driver.enable_zones([2])
-    stim = driver.stimulus(2)
-    base = driver.settings.baseline
-    started = clock.now()
-    driver.start()
-    expected_end = started + stim.duration_ms / 1000 + (stim.peak(base) - base) / stim.ret
+    earliest_end = start_on_broken_zone_2(sim, driver, clock)
 
-    when, message = status.wait_for("error", timeout=WAIT_S + 2.0)
-    assert when >= expected_end, "errors were checked before the stimulation had ended"
-    assert "zone 2 code 1" in message
-    assert "zone 1" not in message and "neutral" not in message
-    # The firmware noticed the zone not following, aborted and flagged zone 2 only.
+    # The firmware notices the zone not following, aborts and flags zone 2 only.
+    wait_until(lambda: sim.device.error_codes[2] != 0, what="the firmware error code")
     assert sim.device.error_codes == [0, 0, 1, 0, 0, 0]
     assert sim.device.zones[1].phase in ("return", "idle")
+
+    when, message = status.wait_for("error", timeout=WAIT_S)
+    assert when >= earliest_end, "errors were checked before the stimulation had ended"
+    assert driver.port in message and "zone 2 code 1" in message
+    assert "zone 1" not in message and "neutral" not in message
     assert not driver.stimulating
 
     with pytest.raises(DeviceFault, match="zone 2") as caught:
         driver.check_errors()
     assert driver.port in str(caught.value)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "product bug: when the firmware aborts early the device drops to its 1 Hz idle stream, "
+    "the monitor (stimulating -> 0.5 s silence limit) reports 'device silent' and aborts, "
+    "which clears _stim_end, so the zone 2 error is never reported"))
+def test_broken_zone_error_is_reported_with_streaming_on(
+    sim: SimulatedTcs, driver: TcsDriver, clock: Clock
+) -> None:
+    status = StatusLog(clock)
+    driver.on_status(status)
+    start_on_broken_zone_2(sim, driver, clock)
+    status.wait_for("error", contains="zone 2", timeout=2.5)  # the driver's end is ~1.2 s
+    assert "silent" not in " ".join(m for _, k, m in status.events if k == "error")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "product bug: _watch_stimulation sets _stim_end = None before its non-blocking "
+    "acquire of the wire lock; if another command holds the lock at that moment the "
+    "post-stimulation error check is skipped for good"))
+def test_device_error_is_reported_even_if_the_wire_is_busy_when_the_stimulus_ends(
+    sim: SimulatedTcs, clock: Clock
+) -> None:
+    tcs = TcsDriver(sim.port, clock=clock, quiet_s=0.5)  # P holds the wire >= 0.5 s
+    tcs.connect()
+    try:
+        tcs.set_streaming(idle=True, stimulation=False)
+        status = StatusLog(clock)
+        tcs.on_status(status)
+        earliest_end = start_on_broken_zone_2(sim, tcs, clock)
+        wait_until(lambda: clock.now() >= earliest_end, what="the end of the stimulus")
+        assert tcs.parameters()  # a query spanning the driver's end time (+0.2 s)
+        status.wait_for("error", contains="zone 2", timeout=1.0)  # already past the end
+    finally:
+        tcs.disconnect()
 
 
 # ---------------------------------------------------------------------- bad replies
@@ -342,8 +390,21 @@ def test_a_reply_that_does_not_match_is_a_device_fault(clock: Clock) -> None:
     assert fake.received[-1] == "abort"
 
 
-def test_a_reply_that_never_completes_is_device_silent(clock: Clock) -> None:
-    fake = FakeTcs([b"\r1"])  # one digit of two, then nothing
+def test_a_truncated_reply_is_a_device_fault_and_not_read_as_the_next_reply(
+    clock: Clock,
+) -> None:
+    fake = FakeTcs([b"\r1", b"\r10"])  # one digit of two, then nothing; then a good one
+    tcs = fake_driver(fake, clock)
+    try:
+        with pytest.raises(DeviceFault, match=r"fake-port: unexpected reply to 'K': b'1'"):
+            tcs.buttons()
+        assert tcs.buttons() == wire.Buttons(True, False)
+    finally:
+        tcs.disconnect()
+
+
+def test_no_reply_at_all_is_device_silent(clock: Clock) -> None:
+    fake = FakeTcs([b""])
     tcs = fake_driver(fake, clock)
     try:
         with pytest.raises(DeviceSilent, match=r"fake-port: no reply to 'K' within 0.2 s"):
@@ -352,3 +413,19 @@ def test_a_reply_that_never_completes_is_device_silent(clock: Clock) -> None:
         assert tcs.errors() == (0,) * 6
     finally:
         tcs.disconnect()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "product bug: a partial frame left open on the line (here CR + 'XY') is closed by the "
+    "CR of the next reply and queued as that command's reply (_read_loop puts every "
+    "'reply' frame while a reply is expected)"))
+def test_a_stale_partial_frame_is_not_taken_for_the_next_reply(
+    sim: SimulatedTcs, driver: TcsDriver, clock: Clock
+) -> None:
+    driver.set_streaming(idle=False, stimulation=False)  # no stream line closes it first
+    status = StatusLog(clock)
+    driver.on_status(status)
+    sim.inject(b"\rXY")
+    temps = driver.temperatures()
+    assert temps.zones[0] == pytest.approx(sim.device.zones[0].temperature, abs=0.2)
+    status.wait_for("warning", contains="XY")
