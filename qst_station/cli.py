@@ -159,7 +159,11 @@ def sim_tcs(link: str | None, speed: float, seed: int, strict_spacing: bool) -> 
 
     if link and os.path.exists(link) and not os.path.islink(link):
         raise click.ClickException(f"{link} exists and is not a symlink; choose another --link")
-    simulator = SimulatedTcs(_clock(speed), link=link, seed=seed, strict_spacing=strict_spacing)
+    try:
+        simulator = SimulatedTcs(_clock(speed), link=link, seed=seed,
+                                 strict_spacing=strict_spacing)
+    except OSError as exc:
+        raise click.ClickException(f"cannot create --link {link}: {exc.strerror}") from None
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -101,6 +101,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> StationConfig:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read station configuration: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     return parse_config(text, str(file))
 
 
@@ -111,8 +113,6 @@ def parse_config(text: str, name: str = "<config>") -> StationConfig:
         raise ConfigError(f"{name}: not valid TOML: {exc}") from None
     try:
         config = StationConfig.model_validate({**data, "source": name})
-        for device in config.devices.values():
-            device.limits.to_limits()
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
@@ -120,17 +120,42 @@ def parse_config(text: str, name: str = "<config>") -> StationConfig:
         got = f" (got {err['input']!r})" if "input" in err and not isinstance(
             err["input"], dict) else ""
         raise ConfigError(f"{name}:{where} {field}: {err['msg']}{got}") from None
-    except ConfigError as exc:
-        raise ConfigError(f"{name}: {exc}") from None
+    for device_name, device in config.devices.items():
+        try:
+            device.limits.to_limits()
+        except ConfigError as exc:
+            loc = ("devices", device_name, "limits")
+            raise ConfigError(f"{name}:{_line_of(text, loc)} devices.{device_name}.{exc}") from None
     return config
 
 
 def _line_of(text: str, loc: tuple[object, ...]) -> str:
-    keys = [k for k in loc if isinstance(k, str)]
-    if not keys:
-        return ""
-    pattern = re.compile(rf"^\s*{re.escape(keys[-1])}\s*=", re.MULTILINE)
-    hits = [m.start() for m in pattern.finditer(text)]
-    if len(hits) != 1:
-        return ""
-    return f"{text.count(chr(10), 0, hits[0]) + 1}:"
+    """``"LINE:"`` of the key at ``loc`` (following [table] headers), or ``""``."""
+    want = [k for k in loc if isinstance(k, str)]
+    table: list[str] = []
+    exact: list[int] = []
+    enclosing: list[tuple[int, int]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = re.match(r"^[ \t]*\[\[?([^\]]+)\]\]?", line)
+        if header:
+            table = _key_parts(header.group(1))
+            if table and want[: len(table)] == table:
+                enclosing.append((len(table), number))
+            continue
+        assignment = re.match(r"^[ \t]*([A-Za-z0-9_\-.\"' ]+?)[ \t]*=", line)
+        if not assignment:
+            continue
+        path = table + _key_parts(assignment.group(1))
+        if path == want:
+            exact.append(number)
+        elif want[: len(path)] == path:
+            enclosing.append((len(path), number))
+    if len(exact) == 1:
+        return f"{exact[0]}:"
+    if not exact and enclosing:
+        return f"{max(enclosing)[1]}:"
+    return ""
+
+
+def _key_parts(key: str) -> list[str]:
+    return [part.strip().strip("\"'") for part in key.split(".") if part.strip()]

@@ -85,8 +85,8 @@ class PtyLink:
             self._thread = None
         self._close_fds()
         if self.link is not None:
-            with contextlib.suppress(FileNotFoundError):
-                if self.link.is_symlink():
+            with contextlib.suppress(OSError):  # only our own link: another sim may own it now
+                if self.link.is_symlink() and os.readlink(self.link) == self.path:
                     self.link.unlink()
 
     def _close_fds(self) -> None:

@@ -327,11 +327,6 @@ def test_sim_tcs_refuses_to_replace_a_regular_file(tmp_path: Path) -> None:
     assert link.read_text(encoding="utf-8") == "precious"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: sim tcs --link in a missing directory raises FileNotFoundError "
-    "from PtyLink._open_pty (a traceback) instead of a one-line error",
-)
 def test_sim_tcs_link_in_missing_directory_is_one_line(tmp_path: Path) -> None:
     link = tmp_path / "no-such-dir" / "tcs"
     result = subprocess.run(

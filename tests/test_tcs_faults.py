@@ -4,6 +4,10 @@ Covered: the cable pulled mid-stimulus (then plugged back in), garbage bytes on 
 a stalled device (while idle and during a stimulation), a zone that stops following its
 setpoint (firmware abort + error code), and replies that do not match what was asked.
 Every wait is bounded; an exception escaping a driver thread fails the test.
+
+Tests marked ``xfail(strict=True)`` pin down product bugs found while writing these: each
+reason names the bug. They fail today; once the bug is fixed they pass, strict xfail turns
+that into a failure, and the marker should simply be removed.
 """
 
 from __future__ import annotations
@@ -80,6 +84,22 @@ def names_since(sim: SimulatedTcs, index: int) -> list[str]:
     return [cmd.name for cmd in sim.device.log[index:]]
 
 
+def start_after_fresh_sample(tcs: TcsDriver) -> None:
+    """``start()`` right after a streamed line has arrived.
+
+    Works around a driver bug (see ``test_starting_long_after_the_last_idle_line_...``):
+    ``start()`` switches the silence limit to 0.5 s at once, measured from the last idle
+    line (1 Hz), so a start more than 0.5 s after it may be aborted as "device silent".
+    """
+    fresh = threading.Event()
+    unsubscribe = tcs.subscribe(lambda sample: fresh.set())
+    try:
+        assert fresh.wait(1.5), "no streamed temperature line within 1.5 s"
+        tcs.start()
+    finally:
+        unsubscribe()
+
+
 class RecordingTransport:
     """A real serial transport that also records every write with its monotonic time."""
 
@@ -127,7 +147,7 @@ def test_disconnect_mid_stimulus_reports_lost_then_reconnect_aborts_first(
     tcs.on_status(status)
     tcs.configure(1, target=45.0, rise=10.0, ret=10.0, duration_ms=3000)
     tcs.enable_zones([1])
-    tcs.start()
+    start_after_fresh_sample(tcs)
     wait_until(lambda: sim.device.zones[0].phase == "ramp", what="zone 1 ramping")
     assert tcs.stimulating
 
@@ -142,6 +162,7 @@ def test_disconnect_mid_stimulus_reports_lost_then_reconnect_aborts_first(
     with pytest.raises(NotConnected):
         tcs.abort()
     assert status.kinds().count("lost") == 1
+    assert "error" not in status.kinds()
 
     sim.reattach()
     before = len(sim.device.log)  # the device model (and its log) survives the re-plug
@@ -154,11 +175,10 @@ def test_disconnect_mid_stimulus_reports_lost_then_reconnect_aborts_first(
     # Only the identity query may precede the abort: nothing that changes the device does.
     changes = [name for name in after if name != "identify"]
     assert changes[0] == "abort", f"first commands after re-plug: {after[:3]}"
+    assert "start" not in after
     # The interrupted stimulus is not resumed: zone 1 heads back to baseline.
     assert sim.device.zones[0].phase in ("return", "idle")
-    temps = tcs.temperatures()
-    assert len(temps.zones) == wire.ZONES
-    assert "start" not in after
+    assert len(tcs.temperatures().zones) == wire.ZONES
 
 
 # ---------------------------------------------------------------------- garbage
@@ -187,6 +207,22 @@ def test_garbage_bytes_are_reported_counted_and_skipped(
     assert driver.connected
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "product bug: a partial frame left open on the line (here CR + 'XY') is closed by the "
+    "CR of the next reply and queued as that command's reply (_read_loop queues every "
+    "'reply' frame while a reply is expected), so E fails with \"unexpected reply b'XY'\""))
+def test_a_stale_partial_frame_is_not_taken_for_the_next_reply(
+    sim: SimulatedTcs, driver: TcsDriver, clock: Clock
+) -> None:
+    driver.set_streaming(idle=False, stimulation=False)  # no stream line closes it first
+    status = StatusLog(clock)
+    driver.on_status(status)
+    sim.inject(b"\rXY")
+    temps = driver.temperatures()
+    assert temps.zones[0] == pytest.approx(sim.device.zones[0].temperature, abs=0.2)
+    status.wait_for("warning", contains="XY")
+
+
 # ---------------------------------------------------------------------- stalls
 
 
@@ -211,39 +247,132 @@ def test_stall_makes_a_query_fail_silent_then_the_driver_recovers(
     assert "error" not in status.kinds()
 
 
-def test_stall_during_stimulation_trips_the_silence_watchdog(
-    sim: SimulatedTcs, clock: Clock
-) -> None:
-    recorder: list[RecordingTransport] = []
+@pytest.fixture
+def recorded(sim: SimulatedTcs, clock: Clock) -> Iterator[tuple[TcsDriver, RecordingTransport]]:
+    """A driver (default silence_s = 3 s) whose serial writes are recorded."""
+    made: list[RecordingTransport] = []
 
     def factory(port: str) -> Transport:
-        recorder.append(RecordingTransport(SerialTransport(port)))
-        return recorder[-1]
+        made.append(RecordingTransport(SerialTransport(port)))
+        return made[-1]
 
-    tcs = TcsDriver(sim.port, clock=clock, quiet_s=0.05, silence_s=0.5, transport_factory=factory)
+    tcs = TcsDriver(sim.port, clock=clock, quiet_s=0.05, transport_factory=factory)
+    tcs.connect()
+    yield tcs, made[-1]
+    tcs.disconnect()
+
+
+def stall_mid_stimulus(
+    sim: SimulatedTcs, tcs: TcsDriver, status: StatusLog, seconds: float
+) -> float:
+    """40 °C on zone 1 for 3 s; stall the device once it ramps; returns the stall time."""
+    tcs.on_status(status)
+    tcs.configure(1, target=40.0, rise=10.0, ret=10.0, duration_ms=3000)
+    tcs.enable_zones([1])
+    start_after_fresh_sample(tcs)
+    wait_until(lambda: sim.device.zones[0].phase == "ramp", what="zone 1 ramping")
+    stalled_at = time.monotonic()
+    sim.stall(seconds)
+    return stalled_at
+
+
+def test_stall_during_stimulation_trips_the_silence_watchdog(
+    sim: SimulatedTcs, recorded: tuple[TcsDriver, RecordingTransport], clock: Clock
+) -> None:
+    tcs, transport = recorded
+    status = StatusLog(clock)
+    stalled_at = stall_mid_stimulus(sim, tcs, status, 1.0)
+
+    # During a stimulation the limit is min(silence_s, 0.5 s) = 0.5 s.
+    _, message = status.wait_for("error", contains="silent")
+    assert sim.port in message
+    assert "abort could not be sent" not in message  # the write itself succeeded
+    assert time.monotonic() - stalled_at >= 0.45  # not (much) before the silence limit
+    aborts = [t for t, data in transport.writes if data == b"A" and t > stalled_at]
+    assert aborts, "the watchdog did not try to abort"
+    assert not tcs.stimulating
+    time.sleep(max(0.0, stalled_at + 1.1 - time.monotonic()))
+    assert status.kinds().count("error") == 1  # reported once, not every 10 ms
+    assert tcs.temperatures().zones[0] > 30.0  # and the driver works again
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "product bug: the watchdog's abort is written while the device is stalled (its input is "
+    "lost) and never repeated when the device answers again; the device finishes the "
+    "stimulus while the driver reports it as aborted (stimulating is False)"))
+def test_watchdog_abort_reaches_the_device_once_it_answers_again(
+    sim: SimulatedTcs, recorded: tuple[TcsDriver, RecordingTransport], clock: Clock
+) -> None:
+    tcs, _ = recorded
+    status = StatusLog(clock)
+    stalled_at = stall_mid_stimulus(sim, tcs, status, 1.0)
+    status.wait_for("error", contains="silent")
+    time.sleep(max(0.0, stalled_at + 1.3 - time.monotonic()))  # stall over, stream back
+    assert sim.device.zones[0].phase in ("return", "idle")
+
+
+class LateStreamTcs:
+    """A TCS II stand-in whose first 100 Hz line comes 30 ms after ``L`` (one period is
+    10 ms, so a real device may well take this long); it never streams while idle."""
+
+    def __init__(self) -> None:
+        self._parser = wire.CommandParser()
+        self._out = bytearray()
+        self._lock = threading.Lock()
+        self._next_line: float | None = None
+
+    def write(self, data: bytes) -> None:
+        for byte in data:
+            cmd = self._parser.feed(byte)
+            if cmd is None:
+                continue
+            with self._lock:
+                if cmd.name == "identify":
+                    self._out += wire.encode_identity()
+                elif cmd.name == "help":
+                    self._out += wire.encode_lines(HELP_LINES)
+                elif cmd.name == "start":
+                    self._next_line = time.monotonic() + 0.03
+                elif cmd.name == "abort":
+                    self._next_line = None
+
+    def read(self) -> bytes:
+        with self._lock:
+            if self._next_line is not None and time.monotonic() >= self._next_line:
+                self._out += wire.encode_stream_line([32.0] * 6)
+                self._next_line += 0.01
+            data, self._out = bytes(self._out), bytearray()
+        if not data:
+            time.sleep(0.002)
+        return data
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "product bug: start() switches the silence limit to min(silence_s, 0.5 s) at once but "
+    "_last_rx is still the last idle line (1 Hz): a start more than 0.5 s after it is "
+    "aborted as 'device silent' unless the first 100 Hz line beats the next monitor tick "
+    "(about 1 start in 6 on the pty simulator)"))
+def test_starting_long_after_the_last_idle_line_is_not_taken_for_silence(
+    clock: Clock,
+) -> None:
+    tcs = TcsDriver("late-port", clock=clock, quiet_s=0.03,
+                    transport_factory=lambda port: LateStreamTcs())
     tcs.connect()
     try:
         status = StatusLog(clock)
         tcs.on_status(status)
-        tcs.configure(1, target=40.0, rise=10.0, ret=10.0, duration_ms=3000)
+        tcs.configure(1, target=40.0, rise=10.0, ret=10.0, duration_ms=1000)
         tcs.enable_zones([1])
+        time.sleep(0.6)  # longer than the stimulation silence limit, shorter than silence_s
         tcs.start()
-        wait_until(lambda: sim.device.zones[0].phase == "ramp", what="zone 1 ramping")
-        stalled_at = time.monotonic()
-        sim.stall(1.5)
-
-        when, message = status.wait_for("error", contains="silent")
-        assert sim.port in message
-        assert "abort could not be sent" not in message  # the write itself succeeded
-        assert time.monotonic() - stalled_at >= 0.5  # not before the silence limit
-        aborts = [t for t, data in recorder[-1].writes if data == b"A" and t > stalled_at]
-        assert aborts, "the watchdog did not try to abort"
-        assert not tcs.stimulating
-        assert status.kinds().count("error") == 1  # reported once, not every 10 ms
+        time.sleep(0.2)
+        assert tcs.stimulating
+        assert "error" not in status.kinds(), status.events
     finally:
-        time.sleep(max(0.0, stalled_at + 1.55 - time.monotonic()))
         tcs.disconnect()
-    assert names_since(sim, 0)[-1] == "abort"
 
 
 # ---------------------------------------------------------------------- broken zone
@@ -413,19 +542,3 @@ def test_no_reply_at_all_is_device_silent(clock: Clock) -> None:
         assert tcs.errors() == (0,) * 6
     finally:
         tcs.disconnect()
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: a partial frame left open on the line (here CR + 'XY') is closed by the "
-    "CR of the next reply and queued as that command's reply (_read_loop puts every "
-    "'reply' frame while a reply is expected)"))
-def test_a_stale_partial_frame_is_not_taken_for_the_next_reply(
-    sim: SimulatedTcs, driver: TcsDriver, clock: Clock
-) -> None:
-    driver.set_streaming(idle=False, stimulation=False)  # no stream line closes it first
-    status = StatusLog(clock)
-    driver.on_status(status)
-    sim.inject(b"\rXY")
-    temps = driver.temperatures()
-    assert temps.zones[0] == pytest.approx(sim.device.zones[0].temperature, abs=0.2)
-    status.wait_for("warning", contains="XY")
