@@ -1,0 +1,1 @@
+"""Device drivers: wire protocols, transports and typed driver classes."""

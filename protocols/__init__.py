@@ -1,0 +1,1 @@
+"""Threshold procedures as pure state machines (no Qt, no I/O)."""
