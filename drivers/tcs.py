@@ -15,6 +15,7 @@ import itertools
 import math
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,6 +35,7 @@ from drivers.thermal_safety import ThermalLimits, ZoneStimulus
 from drivers.transport import SerialTransport, Transport
 from qst_station.clock import Clock, LslClock
 
+STIMULATION_SILENCE_S = 0.5  # a 100 Hz stream silent this long during a stimulation
 SampleCallback = Callable[["TemperatureSample"], None]
 StatusCallback = Callable[[str, str], None]
 
@@ -101,6 +103,8 @@ class TcsDriver:
         self.baseline = baseline
         self.reply_timeout_s = reply_timeout_s
         self.quiet_s = quiet_s
+        if silence_s <= 1.0:
+            raise ValueError(f"silence_s must exceed the 1 s idle stream period, got {silence_s}")
         self.silence_s = silence_s
         self._factory = transport_factory or (
             lambda p: SerialTransport(p, char_delay_s=char_delay_s)
@@ -118,6 +122,8 @@ class TcsDriver:
         self._threads: list[threading.Thread] = []
         self._last_rx = 0.0
         self._stim_end: float | None = None
+        self._stim_started = 0.0
+        self._abort_pending = False
         self._following = False
         self._follow_dose = 0.0
         self._last_feed = 0.0
@@ -155,6 +161,7 @@ class TcsDriver:
         self._stop.clear()
         self._last_rx = self.clock.now()
         self._silent_reported = False
+        self._abort_pending = False
         self._threads = [
             threading.Thread(target=self._read_loop, name="tcs-reader", daemon=True),
             threading.Thread(target=self._monitor_loop, name="tcs-monitor", daemon=True),
@@ -162,6 +169,7 @@ class TcsDriver:
         for thread in self._threads:
             thread.start()
         try:
+            self._send(b"A")  # first of all: stop whatever the unit was doing
             identity = self.identify()
             if identity != "TCS":
                 raise DeviceFault(f"{self.port}: device answered {identity!r} to '?', not 'TCS'")
@@ -228,7 +236,7 @@ class TcsDriver:
             b"Ob",
         ]
         with self._wire_lock:
-            self._send(b"A")
+            self._send(b"A")  # (again, after a reset)
             self._send(b"Osd", check=False)
             state = Settings(trigger_input=False)
             for raw in frames:
@@ -293,6 +301,7 @@ class TcsDriver:
         assert self._transport is not None
         with self._split_lock:
             self._splitter.expect = reply
+            self._splitter.mark_stale()  # a frame cut off earlier is not this command's reply
             while not self._replies.empty():
                 self._replies.get_nowait()
         try:
@@ -301,25 +310,39 @@ class TcsDriver:
                 return None
             if reply == "lines":
                 return self._collect_lines(raw)
-            try:
-                body = self._replies.get(timeout=self.reply_timeout_s)
-            except queue.Empty:
-                with self._split_lock:
-                    partial = [b for kind, b in self._splitter.flush() if kind == "reply"]
-                if not partial:
-                    raise DeviceSilent(
-                        f"{self.port}: no reply to {raw.decode()!r} within {self.reply_timeout_s} s"
-                    ) from None
-                body = partial[0]
-            if not wire.reply_complete(reply, body, self._splitter.fine):
-                raise DeviceFault(f"{self.port}: unexpected reply to {raw.decode()!r}: {body!r}")
-            return body
+            return self._await_reply(raw, reply)
         except PortLost as exc:
             self._on_lost(exc)
             raise
         finally:
             with self._split_lock:
                 self._splitter.expect = None
+
+    def _await_reply(self, raw: bytes, reply: str) -> bytes:
+        """The first frame that is a whole ``reply``; others are reported and skipped."""
+        deadline = time.monotonic() + self.reply_timeout_s
+        others: list[bytes] = []
+        while True:
+            try:
+                body = self._replies.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                with self._split_lock:
+                    others += [b for kind, b in self._splitter.flush() if kind == "reply"]
+                if others and wire.reply_complete(reply, others[-1], self._splitter.fine):
+                    return others[-1]
+                if others:
+                    raise DeviceFault(
+                        f"{self.port}: unexpected reply to {raw.decode()!r}: {others[0]!r}"
+                    ) from None
+                raise DeviceSilent(
+                    f"{self.port}: no reply to {raw.decode()!r} within {self.reply_timeout_s} s"
+                ) from None
+            if wire.reply_complete(reply, body, self._splitter.fine):
+                for other in others:
+                    self.garbage_bytes += len(other)
+                    self._notify("warning", f"{self.port}: unexpected bytes from device: {other!r}")
+                return body
+            others.append(body)
 
     def _collect_lines(self, raw: bytes) -> list[bytes]:
         lines: list[bytes] = []
@@ -406,23 +429,47 @@ class TcsDriver:
             )
 
     def _watch_stimulation(self, now: float) -> None:
+        """After each stimulation, read the device's error codes (retried while busy)."""
         if self._stim_end is None or now < self._stim_end:
             return
-        self._stim_end = None
-        if self._wire_lock.acquire(blocking=False):
-            try:
-                if self.connected:
-                    self.check_errors()
-            finally:
-                self._wire_lock.release()
+        if not self._wire_lock.acquire(blocking=False):
+            return  # a command is on the wire: next tick
+        try:
+            self._stim_end = None
+            if self.connected:
+                self.check_errors()
+        finally:
+            self._wire_lock.release()
 
     def _watch_silence(self, now: float) -> None:
-        streaming = self._settings.stream_stimulation if (
-            self.stimulating or self._following) else self._settings.stream_idle
-        limit = self.silence_s if not self.stimulating else min(self.silence_s, 0.5)
-        if streaming and not self._silent_reported and now - self._last_rx > limit:
-            self._silent_reported = True
-            self._fail_safe(f"{self.port}: device silent for {now - self._last_rx:.1f} s")
+        if self._abort_pending and not self._silent_reported:
+            self._abort_pending = False  # the device answers again: deliver the abort it lost
+            self.abort()
+            self._notify("warning", f"{self.port}: device answers again; abort sent again")
+            return
+        stimulating = self.stimulating or self._following
+        streaming = self._settings.stream_stimulation if stimulating else self._settings.stream_idle
+        quiet = now - max(self._last_rx, self._stim_started if stimulating else 0.0)
+        limit = min(self.silence_s, STIMULATION_SILENCE_S) if stimulating else self.silence_s
+        if not streaming or self._silent_reported or quiet <= limit:
+            return
+        if self.stimulating and self._ended_early():
+            return
+        self._silent_reported = True
+        self._abort_pending = True
+        self._fail_safe(f"{self.port}: device silent for {quiet:.1f} s")
+
+    def _ended_early(self) -> bool:
+        """True if the device answers ``Q``: it stopped streaming fast because it stopped."""
+        try:
+            codes = self.errors()
+        except DeviceSilent:
+            return False
+        self._stim_end = None
+        bad = _describe_errors(codes)
+        if bad:
+            self._notify("error", f"{self.port}: stimulation ended early; device reports {bad}")
+        return True
 
     def _fail_safe(self, reason: str) -> None:
         """Abort (device back to baseline) and report ``reason``."""
@@ -528,6 +575,7 @@ class TcsDriver:
     def start(self) -> None:
         """``L``: start the programmed stimulation on the enabled zones."""
         self._send(b"L")
+        self._stim_started = self.clock.now()  # the 100 Hz stream starts now, not at the last line
         settings = self._settings
         length = 0.0
         for z in settings.enabled_zones():
@@ -545,12 +593,12 @@ class TcsDriver:
         before its next command, so the abort waits for at most one short command.
         """
         self._following = False
+        self._stim_end = None
         self._abort_requested.set()
         try:
             self._send(b"A")
         finally:
             self._abort_requested.clear()
-        self._stim_end = None
 
     def follow(self, setpoint: float) -> None:
         """``Od``: hold the enabled zones (all, if none) at ``setpoint`` until :meth:`abort`.
@@ -692,12 +740,9 @@ class TcsDriver:
 
     def check_errors(self) -> None:
         """Raise DeviceFault naming each channel whose ``Q`` code is not zero."""
-        codes = self.errors()
-        bad = [
-            f"{'neutral' if i == 0 else f'zone {i}'} code {c}" for i, c in enumerate(codes) if c
-        ]
+        bad = _describe_errors(self.errors())
         if bad:
-            raise DeviceFault(f"{self.port}: device reports errors: {', '.join(bad)}")
+            raise DeviceFault(f"{self.port}: device reports errors: {bad}")
 
     def parameters(self) -> list[str]:
         """``P``: the device's current parameters as text lines."""
@@ -716,6 +761,13 @@ class TcsDriver:
     def stimulus(self, zone: int) -> ZoneStimulus:
         """The stimulus programmed for ``zone`` (1-5)."""
         return self._settings.zones[_zone_arg(zone, allow_all=False) - 1]
+
+
+def _describe_errors(codes: Sequence[int]) -> str:
+    """'zone 2 code 1, ...' for the non-zero ``Q`` codes; '' if all are zero."""
+    return ", ".join(
+        f"{'neutral' if i == 0 else f'zone {i}'} code {c}" for i, c in enumerate(codes) if c
+    )
 
 
 def _decode_one(raw: bytes) -> wire.Command:

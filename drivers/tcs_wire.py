@@ -454,7 +454,12 @@ class FrameSplitter:
     fine: bool = False
     expect: str | None = None
     _frame: bytearray | None = None
+    _stale: bool = False
     _garbage: bytearray = field(default_factory=bytearray)
+
+    def mark_stale(self) -> None:
+        """The open frame (if any) began before the current request: never a reply to it."""
+        self._stale = self._frame is not None
 
     def feed(self, data: bytes) -> list[tuple[str, bytes]]:
         out: list[tuple[str, bytes]] = []
@@ -481,14 +486,21 @@ class FrameSplitter:
     def _close(self, out: list[tuple[str, bytes]]) -> None:
         if self._frame is not None and len(self._frame):
             body = bytes(self._frame)
-            out.append(("stream" if is_stream_line(body, self.fine) else "reply", body))
+            if is_stream_line(body, self.fine):
+                out.append(("stream", body))
+            else:
+                out.append(("garbage" if self._stale else "reply", body))
         self._frame = None
+        self._stale = False
 
     def _maybe_close(self, out: list[tuple[str, bytes]]) -> None:
         assert self._frame is not None
         body = bytes(self._frame)
         full_stream = len(body) == 8 * (_digits(self.fine) + 1) and is_stream_line(body, self.fine)
         if full_stream or (
-            self.expect and self.expect != "lines" and reply_complete(self.expect, body, self.fine)
+            self.expect
+            and self.expect != "lines"
+            and not self._stale
+            and reply_complete(self.expect, body, self.fine)
         ):
             self._close(out)

@@ -4,10 +4,6 @@ Covered: the cable pulled mid-stimulus (then plugged back in), garbage bytes on 
 a stalled device (while idle and during a stimulation), a zone that stops following its
 setpoint (firmware abort + error code), and replies that do not match what was asked.
 Every wait is bounded; an exception escaping a driver thread fails the test.
-
-Tests marked ``xfail(strict=True)`` pin down product bugs found while writing these: each
-reason names the bug. They fail today; once the bug is fixed they pass, strict xfail turns
-that into a failure, and the marker should simply be removed.
 """
 
 from __future__ import annotations
@@ -207,10 +203,6 @@ def test_garbage_bytes_are_reported_counted_and_skipped(
     assert driver.connected
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: a partial frame left open on the line (here CR + 'XY') is closed by the "
-    "CR of the next reply and queued as that command's reply (_read_loop queues every "
-    "'reply' frame while a reply is expected), so E fails with \"unexpected reply b'XY'\""))
 def test_a_stale_partial_frame_is_not_taken_for_the_next_reply(
     sim: SimulatedTcs, driver: TcsDriver, clock: Clock
 ) -> None:
@@ -296,10 +288,6 @@ def test_stall_during_stimulation_trips_the_silence_watchdog(
     assert tcs.temperatures().zones[0] > 30.0  # and the driver works again
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: the watchdog's abort is written while the device is stalled (its input is "
-    "lost) and never repeated when the device answers again; the device finishes the "
-    "stimulus while the driver reports it as aborted (stimulating is False)"))
 def test_watchdog_abort_reaches_the_device_once_it_answers_again(
     sim: SimulatedTcs, recorded: tuple[TcsDriver, RecordingTransport], clock: Clock
 ) -> None:
@@ -350,11 +338,6 @@ class LateStreamTcs:
         pass
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: start() switches the silence limit to min(silence_s, 0.5 s) at once but "
-    "_last_rx is still the last idle line (1 Hz): a start more than 0.5 s after it is "
-    "aborted as 'device silent' unless the first 100 Hz line beats the next monitor tick "
-    "(about 1 start in 6 on the pty simulator)"))
 def test_starting_long_after_the_last_idle_line_is_not_taken_for_silence(
     clock: Clock,
 ) -> None:
@@ -415,10 +398,6 @@ def test_broken_zone_is_aborted_by_firmware_and_reported_after_the_stimulus(
     assert driver.port in str(caught.value)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: when the firmware aborts early the device drops to its 1 Hz idle stream, "
-    "the monitor (stimulating -> 0.5 s silence limit) reports 'device silent' and aborts, "
-    "which clears _stim_end, so the zone 2 error is never reported"))
 def test_broken_zone_error_is_reported_with_streaming_on(
     sim: SimulatedTcs, driver: TcsDriver, clock: Clock
 ) -> None:
@@ -429,10 +408,6 @@ def test_broken_zone_error_is_reported_with_streaming_on(
     assert "silent" not in " ".join(m for _, k, m in status.events if k == "error")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: _watch_stimulation sets _stim_end = None before its non-blocking "
-    "acquire of the wire lock; if another command holds the lock at that moment the "
-    "post-stimulation error check is skipped for good"))
 def test_device_error_is_reported_even_if_the_wire_is_busy_when_the_stimulus_ends(
     sim: SimulatedTcs, clock: Clock
 ) -> None:

@@ -15,6 +15,7 @@ from tests.scripted import ScriptedTransport
 
 HELP = b"".join(b"\r" + line.encode() for line in HELP_LINES)
 CONNECT = [
+    (b"A", b""),
     (b"?", b"\rTCS"),
     (b"A", b""),
     (b"Osd", b""),
@@ -177,7 +178,7 @@ def test_follow_mode_and_reset(tcs: TcsDriver, script: ScriptedTransport) -> Non
         (b"C0385", b""),
         (b"A", b""),
         (b"Oc", b""),
-        *CONNECT[1:-1],
+        *CONNECT[2:-1],
     ])
     tcs.follow(38.0)
     assert tcs.following
@@ -188,7 +189,7 @@ def test_follow_mode_and_reset(tcs: TcsDriver, script: ScriptedTransport) -> Non
 
 
 def test_identity_check_refuses_other_devices() -> None:
-    script = ScriptedTransport([(b"?", b"\rXYZ")])
+    script = ScriptedTransport([(b"A", b""), (b"?", b"\rXYZ")])
     driver = TcsDriver("scripted", quiet_s=0.02, transport_factory=lambda port: script)
     with pytest.raises(DeviceFault, match="unexpected reply"):
         driver.connect()

@@ -88,6 +88,7 @@ class TcsWindow(QMainWindow):
         self.buffer = LiveBuffer(len(CHANNELS))
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tcs-commands")
         self._pending: list[Future[None]] = []
+        self._stop_requested = threading.Event()
         self._bridge = _Bridge()
         self._bridge.status.connect(self._on_status)
         self._bridge.done.connect(self._on_done)
@@ -243,20 +244,30 @@ class TcsWindow(QMainWindow):
         plan = [(r.zone, r.target.value(), r.rise.value(), r.ret.value(), r.duration.value())
                 for r in rows]
 
+        stop = self._stop_requested
+        stop.clear()
+
+        def step(call: Callable[[], None]) -> None:
+            if stop.is_set():
+                raise DeviceError("start cancelled by STOP")
+            call()
+
         def work() -> None:
-            if abs(self.driver.settings.baseline - baseline) > 1e-6:
-                self.driver.set_baseline(baseline)
-            self.driver.enable_zones([zone for zone, *_ in plan])
+            driver = self.driver
+            if abs(driver.settings.baseline - baseline) > 1e-6:
+                step(lambda: driver.set_baseline(baseline))
+            step(lambda: driver.enable_zones([zone for zone, *_ in plan]))
             for zone, target, rise, ret, duration in plan:
-                self.driver.configure(zone, target=target, rise=rise, ret=ret,
-                                      duration_ms=duration)
-            self.driver.start()
+                step(lambda z=zone, t=target, r=rise, q=ret, d=duration: driver.configure(
+                    z, target=t, rise=r, ret=q, duration_ms=d))
+            step(driver.start)
 
         self.banner.hide()
         self._submit("start", work)
 
     def emergency_stop(self) -> None:
-        """Abort now, on a thread of its own; pending commands are cancelled."""
+        """Abort now, on a thread of its own; queued and running command jobs stop."""
+        self._stop_requested.set()
         for future in self._pending:
             future.cancel()
         self.statusBar().showMessage("STOP: aborting…")
