@@ -80,14 +80,6 @@ def set_zone(window: TcsWindow, zone: int, target: float, rise: float, ret: floa
 
 
 def click_start(qtbot: QtBot, window: TcsWindow) -> None:
-    """Click Start right after a streamed line has arrived.
-
-    Works around a driver bug (tests/test_tcs_faults.py,
-    ``test_starting_long_after_the_last_idle_line_is_not_taken_for_silence``): a start
-    more than 0.5 s after the last 1 Hz idle line may be aborted as "device silent".
-    """
-    seen = len(window.buffer)
-    qtbot.waitUntil(lambda: len(window.buffer) > seen, timeout=2000)
     qtbot.mouseClick(window.start_button, Qt.MouseButton.LeftButton)
 
 

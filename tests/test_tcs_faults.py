@@ -80,22 +80,6 @@ def names_since(sim: SimulatedTcs, index: int) -> list[str]:
     return [cmd.name for cmd in sim.device.log[index:]]
 
 
-def start_after_fresh_sample(tcs: TcsDriver) -> None:
-    """``start()`` right after a streamed line has arrived.
-
-    Works around a driver bug (see ``test_starting_long_after_the_last_idle_line_...``):
-    ``start()`` switches the silence limit to 0.5 s at once, measured from the last idle
-    line (1 Hz), so a start more than 0.5 s after it may be aborted as "device silent".
-    """
-    fresh = threading.Event()
-    unsubscribe = tcs.subscribe(lambda sample: fresh.set())
-    try:
-        assert fresh.wait(1.5), "no streamed temperature line within 1.5 s"
-        tcs.start()
-    finally:
-        unsubscribe()
-
-
 class RecordingTransport:
     """A real serial transport that also records every write with its monotonic time."""
 
@@ -143,7 +127,7 @@ def test_disconnect_mid_stimulus_reports_lost_then_reconnect_aborts_first(
     tcs.on_status(status)
     tcs.configure(1, target=45.0, rise=10.0, ret=10.0, duration_ms=3000)
     tcs.enable_zones([1])
-    start_after_fresh_sample(tcs)
+    tcs.start()
     wait_until(lambda: sim.device.zones[0].phase == "ramp", what="zone 1 ramping")
     assert tcs.stimulating
 
@@ -261,7 +245,7 @@ def stall_mid_stimulus(
     tcs.on_status(status)
     tcs.configure(1, target=40.0, rise=10.0, ret=10.0, duration_ms=3000)
     tcs.enable_zones([1])
-    start_after_fresh_sample(tcs)
+    tcs.start()
     wait_until(lambda: sim.device.zones[0].phase == "ramp", what="zone 1 ramping")
     stalled_at = time.monotonic()
     sim.stall(seconds)
@@ -375,8 +359,8 @@ def start_on_broken_zone_2(sim: SimulatedTcs, tcs: TcsDriver, clock: Clock) -> f
 def test_broken_zone_is_aborted_by_firmware_and_reported_after_the_stimulus(
     sim: SimulatedTcs, driver: TcsDriver, clock: Clock
 ) -> None:
-    # Without the 100 Hz stream the silence watchdog stays out of the way (see the xfail
-    # below): this is the post-stimulation error check on its own.
+    # Without the 100 Hz stream the silence watchdog stays out of the way: this is the
+    # post-stimulation error check on its own (the next test has streaming on).
     driver.set_streaming(idle=True, stimulation=False)
     status = StatusLog(clock)
     driver.on_status(status)
