@@ -40,6 +40,10 @@ from sim.tcs import SimulatedTcs  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results" / "tcs_latency.json"
 WARMUP = 10
 WAIT_S = 1.0  # give up on one sample after this long (counted as missed, never asserted)
+# Idle before each measured call: the driver keeps >= 1 ms between any two characters on the
+# wire (the TCS II scans its port once per ms), including across commands, so a call right
+# after the previous command would measure that deliberate spacing rather than the latency.
+GAP_S = 0.002
 
 
 # ---------------------------------------------------------------------- statistics
@@ -87,6 +91,7 @@ def time_call(fn: Callable[[], object], n: int) -> list[float]:
         fn()
     samples = []
     for _ in range(n):
+        time.sleep(GAP_S)
         t0 = time.perf_counter()
         fn()
         samples.append(time.perf_counter() - t0)
@@ -96,6 +101,7 @@ def time_call(fn: Callable[[], object], n: int) -> list[float]:
 def start_to_l(driver: TcsDriver, tap: LTap) -> float | None:
     """One ``start()``; seconds until the simulator read ``L`` (None if it never did)."""
     tap.arm()
+    time.sleep(GAP_S)
     t0 = time.perf_counter()
     driver.start()
     seen = tap.seen.wait(WAIT_S)
@@ -170,6 +176,7 @@ def bare_roundtrip(port: serial.Serial) -> None:
 def bare_oneway(port: serial.Serial, master: EchoMaster) -> float | None:
     """Seconds from writing one byte to the master thread reading it (None if it never did)."""
     master.seen.clear()
+    time.sleep(GAP_S)
     t0 = time.perf_counter()
     port.write(b"x")
     return master.stamp - t0 if master.seen.wait(WAIT_S) else None
