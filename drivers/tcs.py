@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -28,8 +27,8 @@ from drivers.errors import (
     DeviceSilent,
     LimitError,
     NotConnected,
-    PortLost,
 )
+from drivers.tcs_link import TcsLink
 from drivers.tcs_settings import Settings
 from drivers.thermal_safety import ThermalLimits, ZoneStimulus
 from drivers.transport import SerialTransport, Transport
@@ -101,42 +100,41 @@ class TcsDriver:
         self.limits.check_baseline(baseline)
         wire.encode("baseline", wire.tenths(baseline))  # within the device's 20-45 °C field
         self.baseline = baseline
-        self.reply_timeout_s = reply_timeout_s
-        self.quiet_s = quiet_s
         if silence_s <= 1.0:
             raise ValueError(f"silence_s must exceed the 1 s idle stream period, got {silence_s}")
         self.silence_s = silence_s
         self._factory = transport_factory or (
             lambda p: SerialTransport(p, char_delay_s=char_delay_s)
         )
-        self._transport: Transport | None = None
+        self._link = TcsLink(port, self.clock, self._deliver, self._notify, self._on_lost,
+                             reply_timeout_s, quiet_s)
         self._settings = Settings()
         self._wire_lock = threading.RLock()
-        self._split_lock = threading.Lock()
-        self._splitter = wire.FrameSplitter()
-        self._replies: queue.Queue[bytes] = queue.Queue()
         self._sample_callbacks: list[SampleCallback] = []
         self._status_callbacks: list[StatusCallback] = []
         self._stop = threading.Event()
         self._abort_requested = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._last_rx = 0.0
+        self._monitor: threading.Thread | None = None
         self._stim_end: float | None = None
         self._stim_started = 0.0
         self._abort_pending = False
+        self._silent_at: float | None = None
         self._following = False
         self._follow_dose = 0.0
         self._last_feed = 0.0
-        self._silent_reported = False
         self.info: DeviceInfo | None = None
         self.last_error: str | None = None
-        self.garbage_bytes = 0
 
     # ------------------------------------------------------------------ lifecycle
 
     @property
     def connected(self) -> bool:
-        return self._transport is not None
+        return self._link.is_open
+
+    @property
+    def garbage_bytes(self) -> int:
+        """Bytes received that were neither a stream line nor an expected reply."""
+        return self._link.garbage_bytes
 
     @property
     def settings(self) -> Settings:
@@ -155,19 +153,14 @@ class TcsDriver:
         """Open the port, identify the device and program a known, safe state (incl. ``Om``)."""
         if self.connected:
             raise DeviceError(f"{self.port}: already connected")
-        self._transport = self._factory(self.port)
+        self._link.open(self._factory(self.port))
         self._settings = Settings()
-        self._splitter = wire.FrameSplitter()
-        self._stop.clear()
-        self._last_rx = self.clock.now()
-        self._silent_reported = False
+        self._silent_at = None
         self._abort_pending = False
-        self._threads = [
-            threading.Thread(target=self._read_loop, name="tcs-reader", daemon=True),
-            threading.Thread(target=self._monitor_loop, name="tcs-monitor", daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._stop.clear()
+        self._monitor = threading.Thread(target=self._monitor_loop, name="tcs-monitor",
+                                         daemon=True)
+        self._monitor.start()
         try:
             self._send(b"A")  # first of all: stop whatever the unit was doing
             identity = self.identify()
@@ -184,7 +177,7 @@ class TcsDriver:
                 tuple(lines),
             )
         except BaseException:
-            self._close_transport()
+            self._close()
             raise
         self._notify("connected", f"TCS II on {self.port}, firmware {self.info.firmware}")
         return self.info
@@ -195,23 +188,20 @@ class TcsDriver:
             return
         with contextlib.suppress(DeviceError):
             self.abort()
-        self._close_transport()
+        self._close()
         self._notify("disconnected", f"{self.port} closed")
 
     def reconnect(self) -> DeviceInfo:
         """Close whatever is left of the old connection and connect again."""
-        self._close_transport()
+        self._close()
         return self.connect()
 
-    def _close_transport(self) -> None:
+    def _close(self) -> None:
         self._stop.set()
-        transport, self._transport = self._transport, None
-        if transport is not None:
-            transport.close()
-        for thread in self._threads:
-            if thread is not threading.current_thread():
-                thread.join(timeout=1.0)
-        self._threads = []
+        self._link.close()
+        if self._monitor is not None and self._monitor is not threading.current_thread():
+            self._monitor.join(timeout=1.0)
+        self._monitor = None
         self._following = False
         self._stim_end = None
 
@@ -270,15 +260,15 @@ class TcsDriver:
     ) -> bytes | list[bytes] | None:
         """Check ``raw`` against the limits, write it, and return its reply if any."""
         with self._wire_lock:
-            if self._transport is None:
+            if not self._link.is_open:
                 raise NotConnected(f"{self.port}: not connected")
             if raw != b"A" and self._abort_requested.is_set():
                 raise DeviceError(f"{self.port}: {raw.decode()!r} not sent: abort requested")
             cmd = _decode_one(raw)
             after = self._checked(cmd) if check else ts.apply(self._settings, cmd)
             self._settings = after
-            self._splitter.fine = after.fine
-            return self._transact(raw, reply)
+            self._link.fine = after.fine
+            return self._link.transact(raw, reply)
 
     def _checked(self, cmd: wire.Command) -> Settings:
         after = ts.apply(self._settings, cmd)
@@ -297,97 +287,10 @@ class TcsDriver:
             raise LimitError(f"{cmd.name}: not allowed during a stimulation")
         return after
 
-    def _transact(self, raw: bytes, reply: str | None) -> bytes | list[bytes] | None:
-        assert self._transport is not None
-        with self._split_lock:
-            self._splitter.expect = reply
-            self._splitter.mark_stale()  # a frame cut off earlier is not this command's reply
-            while not self._replies.empty():
-                self._replies.get_nowait()
-        try:
-            self._transport.write(raw)
-            if reply is None:
-                return None
-            if reply == "lines":
-                return self._collect_lines(raw)
-            return self._await_reply(raw, reply)
-        except PortLost as exc:
-            self._on_lost(exc)
-            raise
-        finally:
-            with self._split_lock:
-                self._splitter.expect = None
-
-    def _await_reply(self, raw: bytes, reply: str) -> bytes:
-        """The first frame that is a whole ``reply``; others are reported and skipped."""
-        deadline = time.monotonic() + self.reply_timeout_s
-        others: list[bytes] = []
-        while True:
-            try:
-                body = self._replies.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                with self._split_lock:
-                    others += [b for kind, b in self._splitter.flush() if kind == "reply"]
-                if others and wire.reply_complete(reply, others[-1], self._splitter.fine):
-                    return others[-1]
-                if others:
-                    raise DeviceFault(
-                        f"{self.port}: unexpected reply to {raw.decode()!r}: {others[0]!r}"
-                    ) from None
-                raise DeviceSilent(
-                    f"{self.port}: no reply to {raw.decode()!r} within {self.reply_timeout_s} s"
-                ) from None
-            if wire.reply_complete(reply, body, self._splitter.fine):
-                for other in others:
-                    self.garbage_bytes += len(other)
-                    self._notify("warning", f"{self.port}: unexpected bytes from device: {other!r}")
-                return body
-            others.append(body)
-
-    def _collect_lines(self, raw: bytes) -> list[bytes]:
-        lines: list[bytes] = []
-        deadline_s = self.reply_timeout_s
-        while True:
-            try:
-                lines.append(self._replies.get(timeout=self.quiet_s if lines else deadline_s))
-            except queue.Empty:
-                with self._split_lock:
-                    lines += [body for kind, body in self._splitter.flush() if kind == "reply"]
-                if not lines:
-                    raise DeviceSilent(f"{self.port}: no reply to {raw.decode()!r}") from None
-                return lines
-
-    # ------------------------------------------------------------------ reader / monitor
-
-    def _read_loop(self) -> None:
-        transport = self._transport
-        while not self._stop.is_set() and transport is not None:
-            try:
-                data = transport.read()
-            except PortLost as exc:
-                if not self._stop.is_set():
-                    self._on_lost(exc)
-                return
-            if not data:
-                continue
-            now = self.clock.now()
-            self._last_rx = now
-            self._silent_reported = False
-            with self._split_lock:
-                frames = self._splitter.feed(data)
-                expecting = self._splitter.expect is not None
-            for kind, body in frames:
-                if kind == "stream":
-                    self._deliver(now, body)
-                elif kind == "reply" and expecting:
-                    self._replies.put(body)
-                else:
-                    self.garbage_bytes += len(body)
-                    self._notify("warning", f"{self.port}: unexpected bytes from device: {body!r}")
-
     def _deliver(self, now: float, body: bytes) -> None:
+        """A stream line arrived at ``now``: decode it and hand it to the subscribers."""
         try:
-            line = wire.decode_stream_line(body, self._splitter.fine)
+            line = wire.decode_stream_line(body, self._link.fine)
         except DeviceError:
             return
         sample = TemperatureSample(now, line.neutral, line.zones)
@@ -395,13 +298,9 @@ class TcsDriver:
             callback(sample)
 
     def _on_lost(self, exc: Exception) -> None:
-        transport, self._transport = self._transport, None
-        if transport is None:
-            return
         self._stop.set()
         self._following = False
         self._stim_end = None
-        transport.close()
         self._notify("lost", f"{self.port}: connection lost ({exc}); reconnect when available")
 
     def _monitor_loop(self) -> None:
@@ -412,7 +311,7 @@ class TcsDriver:
             try:
                 self._watch_follow(now, dt)
                 self._watch_stimulation(now)
-                self._watch_silence(now)
+                self._watch_silence()
             except DeviceError as exc:  # reported; the loop keeps guarding
                 self._notify("error", str(exc))
 
@@ -441,21 +340,27 @@ class TcsDriver:
         finally:
             self._wire_lock.release()
 
-    def _watch_silence(self, now: float) -> None:
-        if self._abort_pending and not self._silent_reported:
-            self._abort_pending = False  # the device answers again: deliver the abort it lost
-            self.abort()
-            self._notify("warning", f"{self.port}: device answers again; abort sent again")
+    def _watch_silence(self) -> None:
+        """Silence is judged in real time (the wire's), whatever the clock speed."""
+        now = time.monotonic()
+        if self._silent_at is not None:
+            if self._link.last_rx <= self._silent_at:
+                return  # still silent; reported once
+            self._silent_at = None
+            if self._abort_pending:  # the device answers again: deliver the abort it lost
+                self._abort_pending = False
+                self.abort()
+                self._notify("warning", f"{self.port}: device answers again; abort sent again")
             return
         stimulating = self.stimulating or self._following
         streaming = self._settings.stream_stimulation if stimulating else self._settings.stream_idle
-        quiet = now - max(self._last_rx, self._stim_started if stimulating else 0.0)
+        quiet = now - max(self._link.last_rx, self._stim_started if stimulating else 0.0)
         limit = min(self.silence_s, STIMULATION_SILENCE_S) if stimulating else self.silence_s
-        if not streaming or self._silent_reported or quiet <= limit:
+        if not streaming or quiet <= limit:
             return
         if self.stimulating and self._ended_early():
             return
-        self._silent_reported = True
+        self._silent_at = now
         self._abort_pending = True
         self._fail_safe(f"{self.port}: device silent for {quiet:.1f} s")
 
@@ -575,7 +480,7 @@ class TcsDriver:
     def start(self) -> None:
         """``L``: start the programmed stimulation on the enabled zones."""
         self._send(b"L")
-        self._stim_started = self.clock.now()  # the 100 Hz stream starts now, not at the last line
+        self._stim_started = time.monotonic()  # 100 Hz stream from now, not the last line
         settings = self._settings
         length = 0.0
         for z in settings.enabled_zones():
