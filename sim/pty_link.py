@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 Receive = Callable[[bytes, float], bytes]
+MIN_GAP_S = 0.00025  # strict spacing: closer characters are lost (the unit scans every 1 ms)
 Step = Callable[[float], bytes]
 
 
@@ -47,6 +48,7 @@ class PtyLink:
         self.strict_spacing = strict_spacing
         self.dropped = 0
         self._last_byte = 0.0
+        self._last_read = 0.0
         self._lock = threading.Lock()
         self._stall_until = 0.0
         self._stop = threading.Event()
@@ -152,19 +154,20 @@ class PtyLink:
                     self._write(self._step(self._now()))
 
     def _space_check(self, data: bytes, blocked: bool) -> bytes:
-        """Drop characters that came closer than the device's scan period.
+        """Drop characters that came closer than the device's scan period allows.
 
-        A byte is kept if it arrived at least a quarter scan (0.25 ms) after the last kept
-        one. Several bytes in one read arrived together, unless the pump was late (it
-        was not waiting in select), in which case their spacing is unknown and kept.
+        One byte is kept if it arrived at least a quarter scan (0.25 ms) after the last
+        kept one. Several bytes in one read arrived after the previous read emptied the
+        buffer: if the pump was waiting in select they came together (extras dropped);
+        if it was busy, they are dropped only when they cannot have been spaced.
         """
         now = time.monotonic()
-        if now - self._last_byte < 0.00025:
-            self.dropped += 1
-            data = data[1:] if len(data) > 1 else b""
-            if not data:
+        since_read, self._last_read = now - self._last_read, now
+        if len(data) == 1:
+            if now - self._last_byte < MIN_GAP_S:
+                self.dropped += 1
                 return b""
-        if blocked and len(data) > 1:
+        elif blocked or since_read < (len(data) - 1) * MIN_GAP_S:
             self.dropped += len(data) - 1
             data = data[:1]
         self._last_byte = now

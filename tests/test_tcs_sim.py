@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from drivers.errors import DeviceError, LimitError
 from drivers.tcs import TcsDriver, TemperatureSample
 from drivers.thermal_safety import ThermalLimits
+from drivers.transport import SerialTransport
 from qst_station.clock import Clock, SimulatedClock
 from sim.tcs import SimulatedTcs
 
@@ -185,27 +190,50 @@ def test_device_limits_its_own_dose(sim: SimulatedTcs, clock: Clock) -> None:
 
 
 @pytest.fixture
-def strict_sim(clock: Clock) -> Iterator[SimulatedTcs]:
-    with SimulatedTcs(clock, strict_spacing=True) as simulator:
-        yield simulator
+def strict_sim_process(tmp_path: Path) -> Iterator[str]:
+    """``qst-station sim tcs --strict-spacing`` in its own process, as from a terminal."""
+    link = tmp_path / "tcs"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qst_station.cli", "sim", "tcs", "--strict-spacing",
+         "--link", str(link)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert "simulated TCS II on" in proc.stdout.readline()
+        yield str(link)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+
+
+class BurstTransport(SerialTransport):
+    """A naive driver's port: each command written at once, no spacing."""
+
+    def write(self, data: bytes) -> None:
+        self._serial.write(data)
+
+
+def _zone2_target(driver: TcsDriver) -> str:
+    return next(line for line in driver.parameters() if line.startswith("2 ")).split()[1]
 
 
 def test_character_spacing_matters_to_a_strict_device(
-    strict_sim: SimulatedTcs, clock: Clock
+    strict_sim_process: str, clock: Clock
 ) -> None:
-    # 2 ms spacing leaves room for scheduling jitter on a loaded test machine
-    spaced = TcsDriver(strict_sim.port, clock=clock, quiet_s=0.05, char_delay_s=0.002)
+    spaced = TcsDriver(strict_sim_process, clock=clock, quiet_s=0.05, char_delay_s=0.002)
     spaced.connect()
-    spaced.enable_zones([2])
-    spaced.configure(2, target=41.5, rise=12.5, ret=7.5, duration_ms=1500)
-    assert strict_sim.device.settings.zones[1].target == 41.5
-    assert strict_sim.pty.dropped == 0
-    spaced.disconnect()
-    hasty = TcsDriver(strict_sim.port, clock=clock, quiet_s=0.05, char_delay_s=0.0)
+    try:
+        spaced.enable_zones([2])
+        spaced.configure(2, target=41.5, rise=12.5, ret=7.5, duration_ms=1500)
+        assert _zone2_target(spaced) == "C415"
+    finally:
+        spaced.disconnect()
+    hasty = TcsDriver(strict_sim_process, clock=clock, quiet_s=0.05,
+                      transport_factory=BurstTransport)
     with pytest.raises(DeviceError):
         hasty.connect()
         hasty.configure(2, target=44.0, rise=12.5, ret=7.5, duration_ms=1500)
-        if strict_sim.device.settings.zones[1].target != 44.0:
-            raise DeviceError("setting lost")
+        if _zone2_target(hasty) != "C440":
+            raise DeviceError("setting lost on the wire")
     hasty.disconnect()
-    assert strict_sim.pty.dropped > 0
