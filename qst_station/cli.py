@@ -59,12 +59,49 @@ def display_problem() -> str | None:
     if sys.platform.startswith("linux"):
         if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             return "no display found (DISPLAY and WAYLAND_DISPLAY are not set)"
-        if os.environ.get("DISPLAY") and not ctypes.util.find_library("xcb-cursor"):
-            return (
-                "Qt 6.5+ needs libxcb-cursor0 to open a window on X11; install it with: "
-                "sudo apt-get install libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1"
-            )
+        if os.environ.get("DISPLAY") and not platform.startswith("wayland"):
+            missing = missing_xcb_packages()
+            if missing:
+                return (
+                    "Qt's X11 plugin cannot load: missing system libraries; install them with: "
+                    f"sudo apt-get install {' '.join(missing)}"
+                )
     return None
+
+
+def missing_xcb_packages() -> list[str]:
+    """Debian packages of the shared libraries Qt's xcb plugin needs but cannot find.
+
+    Qt itself names only libxcb-cursor0 ("From 6.5.0, xcb-cursor0 ... is needed") even when
+    another library is what is missing, so ask the dynamic linker (ldd) instead.
+    """
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    import PySide6
+
+    qt = Path(PySide6.__file__).parent / "Qt"
+    binaries = [qt / "plugins" / "platforms" / "libqxcb.so", *qt.glob("lib/libQt6XcbQpa.so*")]
+    binaries = [b for b in binaries if b.exists()]
+    if not shutil.which("ldd") or not binaries:
+        found = ctypes.util.find_library("xcb-cursor")
+        return [] if found else ["libxcb-cursor0", "libxcb-icccm4", "libxcb-keysyms1"]
+    result = subprocess.run(["ldd", *map(str, binaries)], capture_output=True, text=True,
+                            check=False)
+    libraries = sorted({line.split()[0] for line in result.stdout.splitlines()
+                        if "not found" in line})
+    packages = [_debian_package(lib) for lib in libraries]
+    if "libxcb-cursor0" not in packages and not ctypes.util.find_library("xcb-cursor"):
+        packages.append("libxcb-cursor0")  # loaded at run time, so ldd does not list it
+    return packages
+
+
+def _debian_package(soname: str) -> str:
+    """libxcb-icccm.so.4 -> libxcb-icccm4; libxkbcommon-x11.so.0 -> libxkbcommon-x11-0."""
+    name, _, version = soname.partition(".so.")
+    version = version.split(".")[0]
+    return f"{name}-{version}" if name[-1].isdigit() else f"{name}{version}"
 
 
 @main.command()

@@ -374,3 +374,46 @@ def test_run_without_display_falls_back_to_headless_demo() -> None:
         "running the headless demo instead."
     )
     _check_headless_demo(result.stdout)
+
+
+def test_display_problem_names_missing_qt_system_libraries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from qst_station import cli
+
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr(cli, "missing_xcb_packages", lambda: ["libxcb-icccm4", "libxcb-cursor0"])
+    problem = cli.display_problem()
+    assert problem is not None
+    assert "sudo apt-get install libxcb-icccm4 libxcb-cursor0" in problem
+    monkeypatch.setattr(cli, "missing_xcb_packages", lambda: [])
+    assert cli.display_problem() is None
+    monkeypatch.delenv("DISPLAY")
+    assert "no display found" in (cli.display_problem() or "")
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert cli.display_problem() is None
+
+
+@pytest.mark.parametrize(
+    ("soname", "package"),
+    [
+        ("libxcb-icccm.so.4", "libxcb-icccm4"),
+        ("libxcb-cursor.so.0", "libxcb-cursor0"),
+        ("libxkbcommon-x11.so.0", "libxkbcommon-x11-0"),
+        ("libxcb-render-util.so.0.0.0", "libxcb-render-util0"),
+    ],
+)
+def test_debian_package_names_from_sonames(soname: str, package: str) -> None:
+    from qst_station.cli import _debian_package
+
+    assert _debian_package(soname) == package
+
+
+def test_missing_xcb_packages_asks_the_dynamic_linker() -> None:
+    from qst_station.cli import missing_xcb_packages
+
+    missing = missing_xcb_packages()
+    assert all(name.startswith("lib") for name in missing)
+    assert len(missing) == len(set(missing))
