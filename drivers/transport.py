@@ -7,6 +7,7 @@ A transport only moves bytes. ``read`` returns what has arrived (``b""`` after
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from typing import Protocol
 
@@ -45,7 +46,9 @@ class SerialTransport:
                 exclusive=True,
             )
         except (serial.SerialException, OSError, ValueError) as exc:
-            raise PortLost(f"cannot open {port}: {exc}") from exc
+            errno = getattr(exc, "errno", None)
+            reason = os.strerror(errno) if isinstance(errno, int) else str(exc)
+            raise PortLost(f"cannot open {port}: {reason}") from exc
         self.port = port
         self.char_delay_s = char_delay_s
         self._last_write = 0.0
