@@ -107,7 +107,7 @@ def check(limits: ThermalLimits, s: Settings) -> None:
             f"device maximum temperature {s.max_temperature:.1f} °C is above the configured "
             f"maximum {limits.max_celsius:g} °C"
         )
-    if s.profile:
+    if s.profile and any(s.profile_enabled):  # a stored, disabled profile cannot run
         check_profile(limits, s.baseline, s.profile_segments_s())
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from drivers.errors import LimitError
 
@@ -101,14 +102,6 @@ class ThermalLimits:
                 f"(it allows {self.max_hold_s(celsius):.0f} s)"
             )
 
-    def check_plateau(self, what: str, celsius: float, seconds: float) -> None:
-        allowed = self.max_hold_s(celsius)
-        if seconds > allowed + 1e-9:
-            raise LimitError(
-                f"{what}: plateau of {seconds:.2f} s at {celsius:.1f} °C exceeds the dose "
-                f"envelope ({allowed:.2f} s allowed)"
-            )
-
 
 @dataclass(frozen=True)
 class ZoneStimulus:
@@ -134,27 +127,69 @@ class ZoneStimulus:
         return max(self.target, baseline - reach)
 
 
+    def segments(self, baseline: float) -> list[tuple[float, float, float]]:
+        """The planned trajectory as (seconds, from °C, to °C): rise, plateau, return."""
+        peak = self.peak(baseline)
+        rise_s = abs(peak - baseline) / self.rise
+        return [
+            (rise_s, baseline, peak),
+            (self.plateau_s(baseline), peak, peak),
+            (abs(peak - baseline) / self.ret, peak, baseline),
+        ]
+
+
 def check_stimulus(limits: ThermalLimits, zone: int, baseline: float, stim: ZoneStimulus) -> None:
-    """Raise LimitError if one zone's programmed stimulus breaks a limit."""
+    """Raise LimitError if one zone's programmed stimulus breaks a limit.
+
+    The dose counts the whole trajectory (rise, plateau and return), so slow ramps or a
+    slow return near the envelope are refused as well as long plateaus.
+    """
     where = f"zone {zone}"
     limits.check_temperature(f"{where} target", stim.target)
     limits.check_rate(f"{where} rise rate", stim.rise)
     limits.check_rate(f"{where} return rate", stim.ret)
-    limits.check_plateau(where, stim.peak(baseline), stim.plateau_s(baseline))
+    dose = stimulus_dose(limits, baseline, stim)
+    if dose > 1.0 + 1e-9:
+        peak = stim.peak(baseline)
+        raise LimitError(
+            f"{where}: {stim.plateau_s(baseline):.2f} s at {peak:.1f} °C with its ramps uses "
+            f"{dose:.0%} of the dose envelope ({limits.max_hold_s(peak):.1f} s allowed at "
+            f"{peak:.1f} °C)"
+        )
+
+
+@lru_cache(maxsize=4096)
+def stimulus_dose(limits: ThermalLimits, baseline: float, stim: ZoneStimulus) -> float:
+    """Fraction of the dose envelope one stimulus uses, ramps and return included."""
+    return trajectory_dose(limits, stim.segments(baseline))
+
+
+def trajectory_dose(limits: ThermalLimits, segments: Sequence[tuple[float, float, float]]
+                    ) -> float:
+    """Dose of linear (seconds, from °C, to °C) segments: the sum of ``dt / max_hold(T)``.
+
+    Miner's rule over the burn-injury envelope; 1.0 is the limit. Time below the
+    envelope's first temperature costs nothing. Integrated in steps of at most 10 ms.
+    """
+    threshold = limits.envelope[0][0]
+    dose = 0.0
+    for seconds, start, end in segments:
+        if seconds <= 0 or max(start, end) < threshold:
+            continue
+        steps = min(2000, max(1, math.ceil(seconds / 0.01)))
+        for i in range(steps):
+            allowed = limits.max_hold_s(start + (end - start) * (i + 0.5) / steps)
+            if allowed <= 0:
+                return math.inf
+            dose += (seconds / steps) / allowed
+    return dose
 
 
 def profile_dose(limits: ThermalLimits, baseline: float, segments: Sequence[tuple[float, float]]
                  ) -> float:
-    """Fraction of the dose envelope used by a profile of (seconds, end °C) segments.
-
-    Time at each temperature counts as ``dt / max_hold(T)`` (Miner's rule); 1.0 is the
-    limit. Integrated in 10 ms steps, the device's profile resolution.
-    """
-    dose, start = 0.0, baseline
+    """Dose of a device profile of (seconds, end °C) segments starting at ``baseline``."""
+    linear, start = [], baseline
     for seconds, end in segments:
-        steps = max(1, int(round(seconds / 0.01)))
-        for i in range(steps):
-            celsius = start + (end - start) * (i + 0.5) / steps
-            dose += (seconds / steps) / limits.max_hold_s(celsius)
+        linear.append((seconds, start, end))
         start = end
-    return dose
+    return trajectory_dose(limits, linear)

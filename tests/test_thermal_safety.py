@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -15,6 +16,8 @@ from drivers.thermal_safety import (
     ZoneStimulus,
     check_stimulus,
     envelope_seconds,
+    stimulus_dose,
+    trajectory_dose,
 )
 
 
@@ -64,7 +67,7 @@ def test_plateau_excludes_ramp_and_return() -> None:
 def test_stimulus_checks_name_the_limit() -> None:
     limits = ThermalLimits()
     check_stimulus(limits, 1, 32.0, ZoneStimulus(46.5, 1.0, 5.0, int((14.5 + 120) * 1000)))
-    with pytest.raises(LimitError, match="zone 2: plateau of 20.00 s at 50.0 °C"):
+    with pytest.raises(LimitError, match=r"zone 2: 20.00 s at 50.0 °C with its ramps uses 169%"):
         check_stimulus(limits, 2, 32.0, ZoneStimulus(50.0, 18.0, 5.0, 21000))
     with pytest.raises(LimitError, match="zone 1 target 51.00 °C is outside"):
         check_stimulus(limits, 1, 32.0, ZoneStimulus(51.0, 1.0, 1.0, 100))
@@ -99,3 +102,27 @@ def test_om_above_configured_maximum_is_refused() -> None:
     state = ts.Settings(zones=(ZoneStimulus(40.0, 10.0, 10.0, 100),) * 5, max_temperature=50.0)
     with pytest.raises(LimitError, match="device maximum temperature 50.0"):
         ts.check(limits, state)
+
+
+def test_slow_ramps_and_returns_count_towards_the_dose() -> None:
+    limits = ThermalLimits()
+    fast = ZoneStimulus(target=50.0, rise=300.0, ret=300.0, duration_ms=11_000)
+    check_stimulus(limits, 1, 32.0, fast)
+    slow_return = ZoneStimulus(target=50.0, rise=300.0, ret=0.1, duration_ms=11_000)
+    with pytest.raises(LimitError, match="dose envelope"):
+        check_stimulus(limits, 1, 32.0, slow_return)
+    slow_rise = ZoneStimulus(target=50.0, rise=0.1, ret=10.0, duration_ms=82_000)
+    assert slow_rise.plateau_s(43.0) == pytest.approx(12.0)
+    with pytest.raises(LimitError, match="dose envelope"):
+        check_stimulus(limits, 1, 43.0, slow_rise)
+    assert stimulus_dose(limits, 32.0, fast) == pytest.approx(
+        (11.0 - 0.06) / 12.0 + trajectory_dose(limits, [(0.06, 32.0, 50.0), (0.06, 50.0, 32.0)]), rel=1e-3)
+
+
+def test_a_stored_profile_is_only_checked_when_enabled() -> None:
+    limits = ThermalLimits()
+    hot = ((100, 500),)  # ends at 50 °C: not allowed to run
+    stored = ts.Settings(zones=(ZoneStimulus(32.0, 10.0, 10.0, 100),) * 5, profile=hot)
+    ts.check(limits, stored)
+    with pytest.raises(LimitError, match="ends at 50.0 °C"):
+        ts.check(limits, replace(stored, profile_enabled=(True, False, False, False, False)))
