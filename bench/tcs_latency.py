@@ -101,6 +101,8 @@ def time_call(fn: Callable[[], object], n: int) -> list[float]:
 def start_to_l(driver: TcsDriver, tap: LTap) -> float | None:
     """One ``start()``; seconds until the simulator read ``L`` (None if it never did)."""
     tap.arm()
+    while driver.busy:  # the previous stimulus is still returning to baseline
+        time.sleep(0.001)
     time.sleep(GAP_S)
     t0 = time.perf_counter()
     driver.start()

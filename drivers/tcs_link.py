@@ -9,6 +9,7 @@ command before it reaches :meth:`transact`.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -19,6 +20,7 @@ from drivers.errors import DeviceFault, DeviceSilent, NotConnected, PortLost
 from drivers.transport import Transport
 from qst_station.clock import Clock
 
+log = logging.getLogger(__name__)
 StreamCallback = Callable[[float, bytes], None]
 NotifyCallback = Callable[[str, str], None]
 LostCallback = Callable[[Exception], None]
@@ -106,6 +108,17 @@ class TcsLink:
             with self._split_lock:
                 self._splitter.expect = None
 
+    def write_urgent(self, raw: bytes) -> None:
+        """Write now, without waiting for a reply another command may be waiting for."""
+        transport = self._transport
+        if transport is None:
+            raise NotConnected(f"{self.port}: not connected")
+        try:
+            transport.write(raw)
+        except PortLost as exc:
+            self._lost(exc)
+            raise
+
     def _flush(self) -> list[bytes]:
         with self._split_lock:
             return [body for kind, body in self._splitter.flush() if kind == "reply"]
@@ -159,18 +172,24 @@ class TcsLink:
                 return
             if not data:
                 continue
-            now = self.clock.now()
-            self.last_rx = time.monotonic()
-            with self._split_lock:
-                frames = self._splitter.feed(data)
-                expecting = self._splitter.expect is not None
-            for kind, body in frames:
-                if kind == "stream":
-                    self._on_stream(now, body)
-                elif kind == "reply" and expecting:
-                    self._replies.put(body)
-                else:
-                    self._garbage(body)
+            try:
+                self._dispatch(data)
+            except Exception:  # noqa: BLE001 - the reader must outlive any bug downstream
+                log.exception("TCS reader")
+
+    def _dispatch(self, data: bytes) -> None:
+        now = self.clock.now()
+        self.last_rx = time.monotonic()
+        with self._split_lock:
+            frames = self._splitter.feed(data)
+            expecting = self._splitter.expect is not None
+        for kind, body in frames:
+            if kind == "stream":
+                self._on_stream(now, body)
+            elif kind == "reply" and expecting:
+                self._replies.put(body)
+            else:
+                self._garbage(body)
 
     def _garbage(self, body: bytes) -> None:
         self.garbage_bytes += len(body)

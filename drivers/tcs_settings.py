@@ -131,3 +131,31 @@ def check_profile(limits: ThermalLimits, baseline: float,
     dose = profile_dose(limits, baseline, segments)
     if dose > 1.0:
         raise LimitError(f"profile uses {dose:.0%} of the dose envelope (limit 100%)")
+
+
+def mismatches(s: Settings, reported: dict[str, object]) -> list[str]:
+    """Where the device's reported parameters differ from the predicted state ``s``."""
+    found: list[str] = []
+    tolerance = 0.051  # P reports 0.1 units; Ot/Ov set 0.01 units
+
+    def differ(what: str, want: float, got: object) -> None:
+        if not isinstance(got, int | float) or abs(want - got) > tolerance:
+            found.append(f"{what} {got} (sent {want:g})")
+
+    differ("baseline", s.baseline, reported.get("baseline"))
+    if reported.get("enabled") != s.enabled:
+        found.append(f"enabled zones {reported.get('enabled')} (sent {s.enabled})")
+    zones = reported.get("zones")
+    for i, z in enumerate(s.zones, start=1):
+        got = zones.get(i) if isinstance(zones, dict) else None
+        if got is None:
+            found.append(f"zone {i} missing")
+            continue
+        for name, want, value in zip(("target", "rise", "return"),
+                                     (z.target, z.rise, z.ret), got[:3], strict=True):
+            differ(f"zone {i} {name}", want, value)
+        if got[3] != z.duration_ms:
+            found.append(f"zone {i} duration {got[3]} ms (sent {z.duration_ms})")
+    if s.max_temperature is not None:
+        differ("Om", s.max_temperature, reported.get("max_temperature"))
+    return found

@@ -504,3 +504,41 @@ class FrameSplitter:
             and reply_complete(self.expect, body, self.fine)
         ):
             self._close(out)
+
+
+_PARAMETER_PATTERNS = {
+    "baseline": re.compile(r"N(\d{3})"),
+    "enabled": re.compile(r"S([01]{5})"),
+    "zone": re.compile(r"([1-5]) C(\d{3}) V(\d{4}) R(\d{4}) D(\d{5})"),
+    "max_temperature": re.compile(r"Om(\d{3})"),
+}
+
+
+def decode_parameters(lines: Sequence[str]) -> dict[str, object]:
+    """The ``P`` reply: baseline, enabled zones, per-zone (target, rise, return, ms), Om.
+
+    Assumed layout (see docs/devices.md): ``N320``, ``S10000``, one ``1 C450 V0100 R0100
+    D01000`` line per zone, ``Om500``. Raises WireError if a line does not fit it.
+    """
+    out: dict[str, object] = {"zones": {}}
+    zones: dict[int, tuple[float, float, float, int]] = {}
+    for line in lines:
+        text = line.strip()
+        if not text:
+            continue
+        for key, pattern in _PARAMETER_PATTERNS.items():
+            m = pattern.fullmatch(text)
+            if m is None:
+                continue
+            if key == "zone":
+                z, c, v, r, d = m.groups()
+                zones[int(z)] = (int(c) / 10, int(v) / 10, int(r) / 10, int(d))
+            elif key == "enabled":
+                out[key] = tuple(ch == "1" for ch in m.group(1))
+            else:
+                out[key] = int(m.group(1)) / 10
+            break
+        else:
+            raise WireError(f"unrecognised parameter line {text!r}")
+    out["zones"] = zones
+    return out

@@ -58,8 +58,9 @@ class ThermalLimits:
                 f"temperature limits must satisfy 0 <= min < max <= {HARD_MAX_C} °C, "
                 f"got min {self.min_celsius}, max {self.max_celsius}"
             )
-        if not 0 < self.max_rate <= 300.0:
-            raise ValueError(f"max_rate must be in (0, 300] °C/s, got {self.max_rate}")
+        if not 0.1 <= self.max_rate <= 300.0:
+            raise ValueError(f"max_rate must be 0.1-300 °C/s (the device's range), "
+                             f"got {self.max_rate}")
         pts = tuple((float(t), float(s)) for t, s in self.envelope)
         object.__setattr__(self, "envelope", pts)
         if not pts:

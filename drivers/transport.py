@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from typing import Protocol
 
@@ -52,9 +53,17 @@ class SerialTransport:
         self.port = port
         self.char_delay_s = char_delay_s
         self._last_write = 0.0
+        self._write_lock = threading.Lock()
 
     def write(self, data: bytes) -> None:
-        """Write byte by byte, keeping the spacing across consecutive writes too."""
+        """Write byte by byte, keeping the spacing across consecutive writes too.
+
+        Thread-safe: one command's characters are never interleaved with another's.
+        """
+        with self._write_lock:
+            self._write_spaced(data)
+
+    def _write_spaced(self, data: bytes) -> None:
         try:
             for i in range(len(data)):
                 wait = self._last_write + self.char_delay_s - time.perf_counter()

@@ -32,7 +32,7 @@ class _Strict(BaseModel):
 class ThermalLimitsConfig(_Strict):
     min_celsius: float = Field(0.0, ge=0.0, le=HARD_MAX_C)
     max_celsius: float = Field(50.0, ge=0.0, le=HARD_MAX_C)
-    max_rate: float = Field(300.0, gt=0.0, le=300.0)
+    max_rate: float = Field(300.0, ge=0.1, le=300.0)
     follow_heartbeat_s: float = Field(2.0, gt=0.0, le=60.0)
     dose_envelope: list[tuple[float, float]] = Field(
         default_factory=lambda: [tuple(p) for p in DEFAULT_ENVELOPE]
@@ -56,6 +56,7 @@ class TcsConfig(_Strict):
     port: str = SIMULATED
     baseline: float = Field(32.0, ge=20.0, le=45.0)
     char_delay_ms: float = Field(1.0, ge=1.0, le=20.0)
+    verify_settings: bool = True  # read P back before each start after a change
     limits: ThermalLimitsConfig = Field(default_factory=ThermalLimitsConfig)
 
     @field_validator("port")

@@ -41,5 +41,6 @@ def open_thermode(config: StationConfig, clock: Clock, seed: int = 0) -> Thermod
         clock=clock,
         baseline=device.baseline,
         char_delay_s=device.char_delay_ms / 1000.0,
+        verify_before_start=device.verify_settings,
     )
     return Thermode(name, device, driver, simulator)

@@ -163,7 +163,7 @@ def test_config_round_trips_through_json(tmp_path: Path) -> None:
         ("max_celcius = 45", "devices.thermode.limits.max_celcius", "Extra inputs"),
         ('max_rate = "fast"', "devices.thermode.limits.max_rate", "valid number"),
         ("min_celsius = -1", "devices.thermode.limits.min_celsius", "greater than or equal to 0"),
-        ("max_rate = 0", "devices.thermode.limits.max_rate", "greater than 0"),
+        ("max_rate = 0", "devices.thermode.limits.max_rate", "greater than or equal to 0.1"),
         ('dose_envelope = [[50.0, "x"]]', "devices.thermode.limits.dose_envelope.0.1",
          "valid number"),
     ],

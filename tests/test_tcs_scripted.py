@@ -13,6 +13,7 @@ from drivers.thermal_safety import ThermalLimits
 from sim.tcs_device import HELP_LINES
 from tests.scripted import ScriptedTransport
 
+OTHER_ZONES = b"".join(b"\r%d C320 V0100 R0100 D00100" % z for z in range(2, 6))
 HELP = b"".join(b"\r" + line.encode() for line in HELP_LINES)
 CONNECT = [
     (b"A", b""),
@@ -94,6 +95,7 @@ def test_manual_example_300ms_to_60c(tcs: TcsDriver, script: ScriptedTransport) 
         (b"V13000", b""),
         (b"R13000", b""),
         (b"D100300", b""),
+        (b"P", b"\rN320\rS10000\r1 C600 V3000 R3000 D00300" + OTHER_ZONES + b"\rOm600"),
         (b"L", b""),
         (b"A", b""),
     ])
@@ -137,22 +139,24 @@ def test_device_commands(tcs: TcsDriver, script: ScriptedTransport) -> None:
     script.expect([
         (b"Oe", b""),
         (b"E", b"\r3205+3201+3210+3190+3200+3200"),
+        (b"Ose", b""),
+        (b"Osd", b""),
         (b"F", b""),
         (b"Oa", b""),
         (b"Oo", b""),
         (b"Of2", b""),
         (b"Z100440", b""),
-        (b"Ose", b""),
-        (b"Osd", b""),
     ])
     tcs.set_fine_resolution()
     assert tcs.temperatures().all == (32.05, 32.01, 32.1, 31.9, 32.0, 32.0)
+    tcs.set_trigger_input(True)
+    tcs.set_trigger_input(False)
     tcs.set_streaming(idle=True, stimulation=False)
+    with pytest.raises(LimitError, match="needs the 100 Hz stream"):
+        tcs.set_trigger_input(True)
     tcs.send_trigger()
     tcs.set_mri_filter(2)
     tcs.beep(100, 440)
-    tcs.set_trigger_input(True)
-    tcs.set_trigger_input(False)
 
 
 def test_profile_upload_and_readback(tcs: TcsDriver, script: ScriptedTransport) -> None:

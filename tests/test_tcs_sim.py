@@ -172,6 +172,9 @@ def test_fine_resolution_and_stream_control(
     clock.sleep(0.3)
     assert samples == []
     driver.set_streaming(idle=True, stimulation=True)
+    with pytest.raises(LimitError, match="running or returning"):
+        driver.start()
+    assert wait_for(lambda: not driver.busy, clock, 2.0)
     driver.start()
     assert wait_for(lambda: len(samples) > 5, clock, 1.0)
     assert any(abs(round(s.zones[0] * 10) - s.zones[0] * 10) > 1e-6 for s in samples)

@@ -246,6 +246,7 @@ class TcsWindow(QMainWindow):
 
         stop = self._stop_requested
         stop.clear()
+        generation = self.driver.generation  # a STOP after this click cancels the start
 
         def step(call: Callable[[], None]) -> None:
             if stop.is_set():
@@ -260,7 +261,7 @@ class TcsWindow(QMainWindow):
             for zone, target, rise, ret, duration in plan:
                 step(lambda z=zone, t=target, r=rise, q=ret, d=duration: driver.configure(
                     z, target=t, rise=r, ret=q, duration_ms=d))
-            step(driver.start)
+            step(lambda: driver.start(generation=generation))
 
         self.banner.hide()
         self._submit("start", work)
@@ -340,6 +341,7 @@ class TcsWindow(QMainWindow):
         x = times[keep] - now
         for i, curve in enumerate(self.curves):
             curve.setData(x, values[keep, i])
+        self.start_button.setEnabled(self.state == "connected" and not self.driver.busy)
         latest = values[-1]
         for label, name, value in zip(self.readouts, CHANNELS, latest, strict=True):
             label.setText(f"{name}\n{value:.1f} °C")
