@@ -194,8 +194,8 @@ class TcsWindow(QMainWindow):
         outer.addLayout(grid)
         hint = QLabel(
             f"Limits: {limits.min_celsius:g}–{limits.max_celsius:g} °C, rates up to "
-            f"{limits.max_rate:g} °C/s; plateau time capped by the dose envelope "
-            f"(e.g. {limits.max_hold_s(46.5):.0f} s at 46.5 °C, "
+            f"{limits.max_rate:g} °C/s; time at heat is capped by the dose envelope, ramps "
+            f"and return included (e.g. {limits.max_hold_s(46.5):.0f} s at 46.5 °C, "
             f"{limits.max_hold_s(min(50.0, limits.max_celsius)):.0f} s at "
             f"{min(50.0, limits.max_celsius):g} °C). Duration covers ramp + plateau.")
         hint.setWordWrap(True)
