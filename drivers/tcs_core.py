@@ -48,16 +48,10 @@ StatusCallback = Callable[[str, str], None]
 
 
 @dataclass(frozen=True)
-class TemperatureSample:
+class TemperatureSample(wire.Temperatures):
     """Neutral + zones 1-5 in °C, stamped on the program clock when the line arrived."""
 
-    timestamp: float
-    neutral: float
-    zones: tuple[float, ...]
-
-    @property
-    def all(self) -> tuple[float, ...]:
-        return (self.neutral, *self.zones)
+    timestamp: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -396,7 +390,7 @@ class TcsCore:
             line = wire.decode_stream_line(body, self._link.fine)
         except DeviceError:
             return
-        sample = TemperatureSample(now, line.neutral, line.zones)
+        sample = TemperatureSample(line.neutral, line.zones, timestamp=now)
         self._last_sample = sample
         self._watch_triggered_start(now)
         self._watch_temperature(sample)

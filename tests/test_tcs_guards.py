@@ -4,7 +4,6 @@ settings verification, over-temperature, one-shot trigger input, robust threads.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 
 import pytest
 
@@ -14,15 +13,7 @@ from drivers.tcs import TcsDriver, TemperatureSample
 from drivers.thermal_safety import ThermalLimits
 from qst_station.clock import Clock
 from sim.tcs import SimulatedTcs
-
-
-def wait_for(condition: Callable[[], bool], clock: Clock, timeout: float) -> bool:
-    end = clock.now() + timeout
-    while clock.now() < end:
-        if condition():
-            return True
-        clock.sleep(0.01)
-    return condition()
+from tests.helpers import wait_for
 
 
 def errors_of(driver: TcsDriver) -> list[str]:

@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,16 +17,7 @@ from drivers.thermal_safety import ThermalLimits
 from drivers.transport import SerialTransport
 from qst_station.clock import Clock, SimulatedClock
 from sim.tcs import SimulatedTcs
-
-
-def wait_for(condition: Callable[[], bool], clock: Clock, timeout: float) -> bool:
-    """Poll ``condition`` for up to ``timeout`` clock seconds."""
-    end = clock.now() + timeout
-    while clock.now() < end:
-        if condition():
-            return True
-        clock.sleep(0.01)
-    return condition()
+from tests.helpers import wait_for
 
 
 def test_stimulus_streams_and_returns(sim: SimulatedTcs, driver: TcsDriver, clock: Clock) -> None:

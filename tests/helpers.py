@@ -1,0 +1,17 @@
+"""Small helpers shared by the tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from qst_station.clock import Clock
+
+
+def wait_for(condition: Callable[[], bool], clock: Clock, timeout: float) -> bool:
+    """Poll ``condition`` for up to ``timeout`` clock seconds; its last value."""
+    end = clock.now() + timeout
+    while clock.now() < end:
+        if condition():
+            return True
+        clock.sleep(0.01)
+    return condition()
