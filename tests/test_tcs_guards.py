@@ -206,3 +206,39 @@ def test_limits_rounding_never_rounds_up() -> None:
             driver.disconnect()
     with pytest.raises(LimitError, match="cannot be held indefinitely"):
         TcsDriver("unused", baseline=43.95)  # would be sent as 44.0 °C
+
+
+def test_a_bug_in_the_monitor_aborts_and_the_monitor_keeps_guarding(
+    sim: SimulatedTcs, driver: TcsDriver, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    errors = errors_of(driver)
+    calls = {"n": 0}
+    original = driver._watch_stimulation
+
+    def flaky(now: float) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise ZeroDivisionError("bug")
+        original(now)
+
+    monkeypatch.setattr(driver, "_watch_stimulation", flaky)
+    before = len(sim.device.log)
+    assert wait_for(lambda: bool(errors), clock, 1.0)
+    assert "internal error in the safety monitor" in errors[0]
+    assert wait_for(lambda: "abort" in [c.name for c in sim.device.log[before:]], clock, 1.0)
+    assert wait_for(lambda: calls["n"] > 10, clock, 1.0)  # still running
+
+
+def test_too_cold_in_the_stream_aborts(
+    sim: SimulatedTcs, clock: Clock
+) -> None:
+    driver = TcsDriver(sim.port, limits=ThermalLimits(min_celsius=10.0), clock=clock,
+                       quiet_s=0.05)
+    errors = errors_of(driver)
+    driver.connect()
+    try:
+        sim.inject(wire.encode_stream_line([32.0, 32.0, 32.0, 8.5, 32.0, 32.0]))
+        assert wait_for(lambda: bool(errors), clock, 1.0)
+        assert "measured 8.5 °C is outside the limits 10-50" in errors[0]
+    finally:
+        driver.disconnect()
