@@ -15,6 +15,7 @@ from datetime import datetime
 from drivers import tcs_settings as ts
 from drivers import tcs_wire as wire
 from drivers.errors import DeviceError, DeviceFault, LimitError
+from drivers.interfaces import ThermalCapabilities
 from drivers.tcs_core import DeviceInfo, TcsCore, TemperatureSample, decode_one
 from drivers.thermal_safety import ZoneStimulus
 
@@ -40,7 +41,35 @@ def _mask(zones: Sequence[int]) -> tuple[bool, ...]:
 
 
 class TcsDriver(TcsCore):
-    """Driver for one TCS II on a serial port (or any :class:`Transport`)."""
+    """Driver for one TCS II on a serial port (or any :class:`Transport`).
+
+    Implements :class:`drivers.interfaces.ThermalStimulator`.
+    """
+
+    @property
+    def capabilities(self) -> ThermalCapabilities:
+        limits = self.limits
+        return ThermalCapabilities(
+            device="QST.Lab TCS II", zones=wire.ZONES, min_celsius=limits.min_celsius,
+            max_celsius=limits.max_celsius, max_rise_rate=limits.max_rate,
+            max_return_rate=limits.max_rate, ramp_and_hold=True, follow=True,
+            profiles=True, trigger_input=True,
+        )
+
+    def prepare_ramp_and_hold(self, target: float, rise: float, ret: float, hold_s: float,
+                              zones: tuple[int, ...] = ()) -> None:
+        """Program ramp to ``target``, hold ``hold_s``, return, on ``zones`` (all if empty)."""
+        chosen = tuple(zones) or tuple(range(1, wire.ZONES + 1))
+        ramp_s = abs(_finite("target", target) - self._settings.baseline) / _finite("rate", rise)
+        duration_ms = int(round((ramp_s + _finite("hold", hold_s)) * 1000))
+        with self._wire_lock:
+            self.enable_zones(chosen)
+            if len(chosen) == wire.ZONES:
+                self.configure(0, target=target, rise=rise, ret=ret, duration_ms=duration_ms)
+            else:
+                for zone in chosen:
+                    self.configure(zone, target=target, rise=rise, ret=ret,
+                                   duration_ms=duration_ms)
 
     # ------------------------------------------------------------------ stimulus settings
 

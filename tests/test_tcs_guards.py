@@ -242,3 +242,22 @@ def test_too_cold_in_the_stream_aborts(
         assert "measured 8.5 °C is outside the limits 10-50" in errors[0]
     finally:
         driver.disconnect()
+
+
+def test_tcs_is_a_thermal_stimulator_with_explicit_capabilities(
+    sim: SimulatedTcs, driver: TcsDriver, clock: Clock
+) -> None:
+    from drivers.interfaces import CapabilityError, ThermalStimulator
+
+    assert isinstance(driver, ThermalStimulator)
+    caps = driver.capabilities
+    caps.require(min_celsius=0.0, max_celsius=50.0, rise_rate=100.0, ramp_and_hold=True,
+                 follow=True)
+    with pytest.raises(CapabilityError, match=r"60 °C \(device maximum 50 °C\)"):
+        caps.require(max_celsius=60.0, what="a 60 °C protocol")
+    driver.prepare_ramp_and_hold(40.0, rise=20.0, ret=20.0, hold_s=0.5, zones=(2, 4))
+    stim = driver.stimulus(2)
+    assert stim.target == 40.0 and stim.plateau_s(driver.baseline) == pytest.approx(0.5)
+    assert driver.settings.enabled == (False, True, False, True, False)
+    driver.start()
+    assert wait_for(lambda: sim.device.zones[3].temperature > 39.5, clock, 2.0)
