@@ -175,6 +175,35 @@ def probe_tcs(port: str, char_delay_ms: float, baseline: float) -> None:
         sys.exit(1)
 
 
+@probe.command("algometer")
+@click.argument("port")
+@click.option("--rate", type=click.Choice(["1", "2", "5", "10", "20", "50"]), default="10",
+              show_default=True, help="Readings per second.")
+@click.option("--baud", type=int, default=9600, show_default=True)
+@click.option("--seconds", type=click.FloatRange(0.1, 60.0), default=2.0, show_default=True,
+              help="How long to read.")
+def probe_algometer(port: str, rate: str, baud: int, seconds: float) -> None:
+    """Read a force gauge (Wagner FDIX style) on PORT for a while; print kPa on 1 cm²."""
+    from drivers.algometer import AlgometerDriver, PressureSample
+    from drivers.errors import DeviceError
+
+    samples: list[PressureSample] = []
+    clock = _clock(1.0)
+    driver = AlgometerDriver(port, clock=clock, rate_hz=int(rate), baudrate=baud)
+    driver.subscribe(samples.append)
+    try:
+        driver.connect()
+        clock.sleep(seconds)
+    except DeviceError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        driver.disconnect()
+    values = [s.kpa for s in samples]
+    click.echo(f"port:      {port}")
+    click.echo(f"readings:  {len(values)} in {seconds:g} s")
+    click.echo(f"pressure:  last {values[-1]:.1f} kPa, max {max(values):.1f} kPa (1 cm² probe)")
+
+
 # ---------------------------------------------------------------------------- sim
 
 
@@ -194,19 +223,45 @@ def sim_tcs(link: str | None, speed: float, seed: int, strict_spacing: bool) -> 
     """Serve a simulated TCS II on a new pseudo-terminal until Ctrl-C."""
     from sim.tcs import SimulatedTcs
 
+    _serve(lambda: SimulatedTcs(_clock(speed), link=link, seed=seed,
+                                strict_spacing=strict_spacing), "TCS II", link, speed)
+
+
+@sim.command("algometer")
+@click.option("--link", type=click.Path(dir_okay=False), default=None,
+              help="Make this path a symlink to the simulator's pseudo-terminal.")
+@SPEED
+@click.option("--unit", type=click.Choice(["lbf", "N", "kgf"]), default="lbf", show_default=True)
+@click.option("--press", "press_rate", type=click.FloatRange(0.0, 500.0), default=0.0,
+              help="Simulated examiner pushing at this many kPa/s from the start (0 = idle).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def sim_algometer(link: str | None, speed: float, unit: str, press_rate: float,
+                  seed: int) -> None:
+    """Serve a simulated force gauge (Wagner FDIX protocol) on a pty until Ctrl-C."""
+    from sim.algometer import SimulatedAlgometer
+
+    _serve(lambda: SimulatedAlgometer(_clock(speed), link=link, unit=unit, seed=seed),
+           "force gauge", link, speed,
+           after_start=(lambda s: s.press(press_rate)) if press_rate else None)
+
+
+def _serve(make, what: str, link: str | None, speed: float,  # noqa: ANN001
+           after_start=None) -> None:  # noqa: ANN001
+    """Start a simulator built by ``make``, print where it is, run until Ctrl-C."""
     if link and os.path.exists(link) and not os.path.islink(link):
         raise click.ClickException(f"{link} exists and is not a symlink; choose another --link")
     try:
-        simulator = SimulatedTcs(_clock(speed), link=link, seed=seed,
-                                 strict_spacing=strict_spacing)
+        simulator = make()
     except OSError as exc:
         raise click.ClickException(f"cannot create --link {link}: {exc.strerror}") from None
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     simulator.start()
+    if after_start is not None:
+        after_start(simulator)
     where = f"{link} -> {simulator.pty.path}" if link else simulator.pty.path
-    click.echo(f"simulated TCS II on {where} (speed {speed:g}x); Ctrl-C to stop", err=False)
+    click.echo(f"simulated {what} on {where} (speed {speed:g}x); Ctrl-C to stop")
     sys.stdout.flush()
     try:
         while not stop.wait(0.2):
