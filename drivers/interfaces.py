@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from drivers.errors import DeviceError
+from drivers.volumes import Volume
 
 StatusCallback = Callable[[str, str], None]
+VolumeCallback = Callable[[Volume], None]
 
 
 class CapabilityError(DeviceError):
@@ -125,6 +127,37 @@ class PressureReader(Protocol):
 
     def subscribe(self, callback: Callable[..., None]) -> Callable[[], None]:
         """Samples with ``timestamp``, ``kpa`` and ``all``."""
+        ...
+
+    def on_status(self, callback: StatusCallback) -> Callable[[], None]: ...
+
+
+@dataclass(frozen=True)
+class TriggerStats:
+    count: int  # volumes, inferred and dummies included
+    received: int  # trigger characters counted as volumes
+    missed: int  # volumes filled in
+    extra: int  # trigger characters not counted (too early)
+    ignored: int  # other bytes
+    tr_s: float | None  # configured TR, else the current estimate
+
+
+@runtime_checkable
+class TriggerSource(Protocol):
+    """Scanner volumes as protocols see them, whatever delivers the triggers."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    @property
+    def stats(self) -> TriggerStats: ...
+
+    def connect(self) -> object: ...
+
+    def disconnect(self) -> None: ...
+
+    def subscribe(self, callback: VolumeCallback) -> Callable[[], None]:
+        """Every :class:`Volume` (inferred ones included) as it is counted."""
         ...
 
     def on_status(self, callback: StatusCallback) -> Callable[[], None]: ...

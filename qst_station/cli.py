@@ -204,6 +204,27 @@ def probe_algometer(port: str, rate: str, baud: int, seconds: float) -> None:
     click.echo(f"pressure:  last {values[-1]:.1f} kPa, max {max(values):.1f} kPa (1 cm² probe)")
 
 
+@probe.command("trigger")
+@click.argument("port")
+@click.option("--char", "character", default="5", show_default=True, help="Trigger character.")
+@click.option("--baud", type=int, default=57600, show_default=True)
+@click.option("--count", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Stop after this many volumes.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.1), default=60.0,
+              show_default=True, help="Give up after this many seconds.")
+def probe_trigger(port: str, character: str, baud: int, count: int, timeout_s: float) -> None:
+    """Listen on PORT for scanner triggers; print each volume, missed/extra triggers, the TR."""
+    from drivers.errors import DeviceError
+    from drivers.trigger_box import probe_lines
+
+    try:
+        lines = probe_lines(port, character, baud, count, timeout_s, echo=click.echo)
+    except (DeviceError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if lines and lines[-1].startswith("no trigger"):
+        sys.exit(1)
+
+
 # ---------------------------------------------------------------------------- sim
 
 
@@ -243,6 +264,33 @@ def sim_algometer(link: str | None, speed: float, unit: str, press_rate: float,
     _serve(lambda: SimulatedAlgometer(_clock(speed), link=link, unit=unit, seed=seed),
            "force gauge", link, speed,
            after_start=(lambda s: s.press(press_rate)) if press_rate else None)
+
+
+@sim.command("scanner")
+@click.option("--tr", type=click.FloatRange(min=0.01, max=60.0), default=2.0, show_default=True,
+              help="Repetition time in seconds.")
+@click.option("--volumes", type=click.IntRange(min=0), default=None,
+              help="Volumes to send (default: endless).")
+@click.option("--link", type=click.Path(dir_okay=False), default=None,
+              help="Make this path a symlink to the simulator's pseudo-terminal.")
+@click.option("--char", "character", default="5", show_default=True, help="Trigger character.")
+@click.option("--jitter-ms", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
+              help="Random timing jitter of each pulse.")
+@click.option("--drop-probability", type=click.FloatRange(0.0, 1.0), default=0.0,
+              show_default=True, help="Chance that a pulse is lost.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@SPEED
+def sim_scanner(tr: float, volumes: int | None, link: str | None, character: str,
+                jitter_ms: float, drop_probability: float, seed: int, speed: float) -> None:
+    """Serve a simulated scanner trigger box (one character per volume) until Ctrl-C."""
+    from sim.scanner import serve_forever
+
+    try:
+        serve_forever(tr_s=tr, volumes=volumes, link=link, character=character.encode("latin-1"),
+                      speed=speed, jitter_s=jitter_ms / 1000.0,
+                      drop_probability=drop_probability, seed=seed, echo=click.echo)
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _serve(make, what: str, link: str | None, speed: float,  # noqa: ANN001
