@@ -225,6 +225,24 @@ def probe_trigger(port: str, character: str, baud: int, count: int, timeout_s: f
         sys.exit(1)
 
 
+@probe.command("medoc")
+@click.argument("address")
+@click.option("--timeout", type=click.FloatRange(min=0.1, max=30.0), default=2.0,
+              show_default=True, help="Seconds to wait for MMS.")
+def probe_medoc(address: str, timeout: float) -> None:
+    """Ask a Medoc MMS at HOST[:PORT] (default port 20121) for its status (GET_STATUS only)."""
+    from drivers.errors import DeviceError
+    from drivers.medoc import parse_address, probe_lines
+
+    try:
+        host, port = parse_address(address)
+        lines = probe_lines(host, port, timeout_s=timeout)
+    except (ValueError, DeviceError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in lines:
+        click.echo(line)
+
+
 # ---------------------------------------------------------------------------- sim
 
 
@@ -290,6 +308,23 @@ def sim_scanner(tr: float, volumes: int | None, link: str | None, character: str
                       speed=speed, jitter_s=jitter_ms / 1000.0,
                       drop_probability=drop_probability, seed=seed, echo=click.echo)
     except (ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@sim.command("medoc")
+@click.option("--port", type=click.IntRange(0, 65535), default=20121, show_default=True,
+              help="TCP port on 127.0.0.1 (0: any free port).")
+@SPEED
+@click.option("--thermode", type=click.Choice(["ATS", "CHEPS"], case_sensitive=False),
+              default="ATS", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Sensor-noise seed.")
+def sim_medoc(port: int, speed: float, thermode: str, seed: int) -> None:
+    """Serve a simulated Medoc Main Station on 127.0.0.1:PORT until Ctrl-C."""
+    from sim.medoc_server import serve_forever
+
+    try:
+        serve_forever(port, speed, thermode, seed, print_line=click.echo)
+    except OSError as exc:
         raise click.ClickException(str(exc)) from None
 
 
