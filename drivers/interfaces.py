@@ -7,7 +7,7 @@ device that cannot do what it needs with a clear message before anything starts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -159,5 +159,29 @@ class TriggerSource(Protocol):
     def subscribe(self, callback: VolumeCallback) -> Callable[[], None]:
         """Every :class:`Volume` (inferred ones included) as it is counted."""
         ...
+
+    def on_status(self, callback: StatusCallback) -> Callable[[], None]: ...
+
+
+@runtime_checkable
+class PressureStimulator(Protocol):
+    """A computer-controlled pressure stimulator (e.g. a two-outlet cuff)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def connect(self) -> object: ...
+
+    def disconnect(self) -> None: ...
+
+    def program(self, outlet: int, segments: Sequence[object], repeat: int = 1) -> object:
+        """Load a waveform program (Step/Inc/Dec segments) on one outlet."""
+        ...
+
+    def start(self, force: bool = False) -> object: ...
+
+    def stop(self) -> object: ...
+
+    def subscribe(self, callback: Callable[..., None]) -> Callable[[], None]: ...
 
     def on_status(self, callback: StatusCallback) -> Callable[[], None]: ...

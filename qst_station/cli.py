@@ -243,6 +243,21 @@ def probe_medoc(address: str, timeout: float) -> None:
         click.echo(line)
 
 
+@probe.command("cuff")
+@click.argument("port")
+def probe_cuff(port: str) -> None:
+    """Connect to an OCP/1 cuff pressure stimulator on PORT; print identity, limit, readings."""
+    from drivers.errors import DeviceError
+    from sim.cuff import probe_lines
+
+    try:
+        lines = probe_lines(port)
+    except DeviceError as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in lines:
+        click.echo(line)
+
+
 # ---------------------------------------------------------------------------- sim
 
 
@@ -326,6 +341,20 @@ def sim_medoc(port: int, speed: float, thermode: str, seed: int) -> None:
         serve_forever(port, speed, thermode, seed, print_line=click.echo)
     except OSError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@sim.command("cuff")
+@click.option("--link", type=click.Path(dir_okay=False), default=None,
+              help="Make this path a symlink to the simulator's pseudo-terminal.")
+@SPEED
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Participant and sensor seed.")
+def sim_cuff(link: str | None, speed: float, seed: int) -> None:
+    """Serve a simulated cuff pressure stimulator (OCP/1) on a pty until Ctrl-C."""
+    from sim.cuff import SimulatedCuff
+
+    _serve(lambda: SimulatedCuff(_clock(speed), link=link, seed=seed), "cuff stimulator",
+           link, speed)
 
 
 def _serve(make, what: str, link: str | None, speed: float,  # noqa: ANN001
