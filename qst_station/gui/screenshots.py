@@ -37,6 +37,18 @@ def main(out_dir: str = "docs/images") -> None:
     path = out / "tcs-window.png"
     window.grab().save(str(path))
     print(f"saved {path}")
+    window.show_devices()
+    devices = window.devices
+    assert devices is not None
+    cuff = devices.panels[1]
+    devices.tabs.setCurrentWidget(cuff)
+    cuff.connect_device()
+    _pump(app, 2.0)
+    cuff.action_buttons[0].click()  # ramp 1 kPa/s until the simulated participant's VAS max
+    _pump(app, 12.0)
+    path = out / "devices-window.png"
+    devices.grab().save(str(path))
+    print(f"saved {path}")
     window.close()
 
 

@@ -89,6 +89,7 @@ class TcsWindow(QMainWindow):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tcs-commands")
         self._pending: list[Future[None]] = []
         self._stop_requested = threading.Event()
+        self.devices: QWidget | None = None
         self._bridge = _Bridge()
         self._bridge.status.connect(self._on_status)
         self._bridge.done.connect(self._on_done)
@@ -142,9 +143,22 @@ class TcsWindow(QMainWindow):
         for widget in (self.device_label, self.state_label):
             bar.addWidget(widget)
         bar.addStretch(1)
-        for widget in (self.connect_button, self.disconnect_button, self.stop_button):
+        self.devices_button = QPushButton("Other devices…")
+        self.devices_button.setToolTip("Algometer, cuff, Medoc and scanner triggers (simulated)")
+        self.devices_button.clicked.connect(self.show_devices)
+        for widget in (self.devices_button, self.connect_button, self.disconnect_button,
+                       self.stop_button):
             bar.addWidget(widget)
         return bar
+
+    def show_devices(self) -> None:
+        """Open (or raise) the window with the other bench devices."""
+        if self.devices is None:
+            from qst_station.gui.devices_window import DevicesWindow
+
+            self.devices = DevicesWindow(self.clock)
+        self.devices.show()
+        self.devices.raise_()
 
     def _build_plot_area(self) -> QVBoxLayout:
         column = QVBoxLayout()
@@ -267,8 +281,13 @@ class TcsWindow(QMainWindow):
         self._submit("start", work)
 
     def emergency_stop(self) -> None:
-        """Abort now, on a thread of its own; queued and running command jobs stop."""
+        """Abort now, on a thread of its own; queued and running command jobs stop.
+
+        Every device in the other-devices window is stopped too.
+        """
         self._stop_requested.set()
+        if self.devices is not None:
+            self.devices.stop_all()
         for future in self._pending:
             future.cancel()
         self.statusBar().showMessage("STOP: aborting…")
@@ -351,6 +370,8 @@ class TcsWindow(QMainWindow):
         for future in self._pending:
             future.cancel()
         self._executor.shutdown(wait=True, cancel_futures=True)
+        if self.devices is not None:
+            self.devices.close()
         self.thermode.close()
         super().closeEvent(event)
 
