@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from drivers import tcs_wire as wire
 from drivers.errors import FieldRangeError, WireError
@@ -136,3 +140,34 @@ def test_reply_decoders_reject_malformed_bodies() -> None:
 def test_help_text_fields() -> None:
     info = wire.decode_help(["TCS II", "Firmware: 1.2.3", "Probe ID: 42", "Probe TYPE: T11"])
     assert info == {"Firmware": "1.2.3", "Probe ID": "42", "Probe TYPE": "T11"}
+
+
+@given(data=st.binary(max_size=300), fine=st.booleans(),
+       expect=st.sampled_from([None, "temperatures", "buttons", "errors", "profile", "lines"]))
+def test_random_device_bytes_never_crash_the_splitter_or_decoders(
+    data: bytes, fine: bool, expect: str | None
+) -> None:
+    splitter = wire.FrameSplitter(fine=fine, expect=expect)
+    frames = splitter.feed(data) + splitter.flush()
+    assert sum(len(body) for _, body in frames) <= len(data)
+    limit = 100.0 if fine else 1000.0
+    for kind, body in frames:
+        assert kind in ("stream", "reply", "garbage")
+        if kind == "stream":
+            sample = wire.decode_stream_line(body, fine)
+            assert all(abs(v) < limit for v in sample.all)
+        for decode in (wire.decode_buttons, wire.decode_errors, wire.decode_battery,
+                       wire.decode_profile):
+            with contextlib.suppress(WireError):
+                decode(body)
+
+
+@given(st.binary(max_size=200))
+def test_random_host_bytes_never_crash_the_command_parser(data: bytes) -> None:
+    parser = wire.CommandParser()
+    for byte in data:
+        command = parser.feed(byte)
+        if command is not None and command.name != "profile_write":
+            spec = wire.COMMANDS[command.name]
+            for value, (_, low, high) in zip(command.values, spec.fields, strict=True):
+                assert low <= value <= high
