@@ -258,6 +258,33 @@ def probe_cuff(port: str) -> None:
         click.echo(line)
 
 
+@probe.command("buttons")
+@click.argument("port")
+@click.option("--map", "press_map", default="1=1,2=2,3=3,4=4", show_default=True,
+              help="Press characters: CHAR=BUTTON,... (CHAR may be 0xNN).")
+@click.option("--release-map", default=None,
+              help="Release characters, same form (default: the box sends none).")
+@click.option("--baud", type=int, default=115200, show_default=True)
+@click.option("--count", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Stop after this many presses.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.1), default=60.0,
+              show_default=True, help="Give up after this many seconds.")
+def probe_buttons(port: str, press_map: str, release_map: str | None, baud: int, count: int,
+                  timeout_s: float) -> None:
+    """Listen on PORT for button-box presses; print each press (and release) with its time."""
+    from drivers.errors import DeviceError
+    from drivers.responses import parse_map, probe_lines
+
+    try:
+        lines = probe_lines(port, parse_map(press_map),
+                            parse_map(release_map) if release_map else None, baud, count,
+                            timeout_s, echo=click.echo)
+    except (DeviceError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if lines and lines[-1].startswith("no button press"):
+        sys.exit(1)
+
+
 # ---------------------------------------------------------------------------- sim
 
 
@@ -355,6 +382,38 @@ def sim_cuff(link: str | None, speed: float, seed: int) -> None:
 
     _serve(lambda: SimulatedCuff(_clock(speed), link=link, seed=seed), "cuff stimulator",
            link, speed)
+
+
+@sim.command("buttons")
+@click.option("--link", type=click.Path(dir_okay=False), default=None,
+              help="Make this path a symlink to the simulator's pseudo-terminal.")
+@click.option("--map", "press_map", default="1=1,2=2,3=3,4=4", show_default=True,
+              help="Press characters: CHAR=BUTTON,... (CHAR may be 0xNN).")
+@click.option("--release-map", default=None,
+              help="Release characters, same form (default: none sent).")
+@click.option("--every", "every_s", type=click.FloatRange(min=0.01), default=None,
+              help="A simulated participant presses every this many seconds (default: idle).")
+@click.option("--button", type=click.IntRange(min=0), default=None,
+              help="Button pressed with --every (default: a seeded random one).")
+@click.option("--hold", "hold_s", type=click.FloatRange(min=0.0, min_open=True), default=None,
+              help="Release after this many seconds (needs --release-map).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@SPEED
+def sim_buttons(link: str | None, press_map: str, release_map: str | None,
+                every_s: float | None, button: int | None, hold_s: float | None, seed: int,
+                speed: float) -> None:
+    """Serve a simulated response button box (one character per press) until Ctrl-C."""
+    from drivers.responses import parse_map
+    from sim.button_box import serve_forever
+
+    try:
+        presses = {b: c for c, b in parse_map(press_map).items()}
+        releases = {b: c for c, b in parse_map(release_map).items()} if release_map else None
+        serve_forever(link=link, speed=speed, echo=click.echo, every_s=every_s, button=button,
+                      hold_s=hold_s, press_char_map=presses, release_char_map=releases,
+                      seed=seed)
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _serve(make, what: str, link: str | None, speed: float,  # noqa: ANN001
