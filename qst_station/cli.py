@@ -339,16 +339,20 @@ def sim_algometer(link: str | None, speed: float, unit: str, press_rate: float,
 @click.option("--drop-probability", type=click.FloatRange(0.0, 1.0), default=0.0,
               show_default=True, help="Chance that a pulse is lost.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--lsl", "lsl_name", default=None,
+              help="Also publish each volume as a marker on this LSL stream (machine scope).")
 @SPEED
 def sim_scanner(tr: float, volumes: int | None, link: str | None, character: str,
-                jitter_ms: float, drop_probability: float, seed: int, speed: float) -> None:
+                jitter_ms: float, drop_probability: float, seed: int, lsl_name: str | None,
+                speed: float) -> None:
     """Serve a simulated scanner trigger box (one character per volume) until Ctrl-C."""
     from sim.scanner import serve_forever
 
     try:
         serve_forever(tr_s=tr, volumes=volumes, link=link, character=character.encode("latin-1"),
                       speed=speed, jitter_s=jitter_ms / 1000.0,
-                      drop_probability=drop_probability, seed=seed, echo=click.echo)
+                      drop_probability=drop_probability, seed=seed, echo=click.echo,
+                      lsl_name=lsl_name)
     except (ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import Any
 
 from qst_station.clock import Clock, LslClock, make_clock
 from sim.pty_link import PtyLink
@@ -76,6 +77,7 @@ class SimulatedScanner:
         self._next = 1
         self._due = 0.0
         self._skip = False
+        self.lsl: Any = None  # an LslScannerOutlet also publishing each volume
         self.pty = PtyLink(lambda data, now: b"", self._step, self.clock.now,
                            speed=self.clock.speed, link=link, tick_s=0.0,
                            min_tick_real_s=tick_real_s)
@@ -155,6 +157,8 @@ class SimulatedScanner:
             else:
                 self.sent.append(Send(self._next, now, time.perf_counter()))
                 out += self.character
+                if self.lsl is not None:  # the same pulse as an LSL marker
+                    self.lsl.push(now)
             self._next += 1
             if self.finished:
                 self._done.set()
@@ -178,6 +182,7 @@ def serve_forever(
     seed: int = 0,
     echo: Callable[[str], None] = print,
     stop: threading.Event | None = None,
+    lsl_name: str | None = None,
 ) -> int:
     """Serve a scanner until Ctrl-C (or ``stop``), echoing each volume; returns 0.
 
@@ -188,6 +193,11 @@ def serve_forever(
         raise ValueError(f"{link} exists and is not a symlink; choose another link path")
     scanner = SimulatedScanner(tr_s, volumes, character, make_clock(speed), link, jitter_s,
                                drop_probability=drop_probability, seed=seed)
+    if lsl_name:
+        from drivers.lsl_triggers import LslScannerOutlet
+
+        scanner.lsl = LslScannerOutlet(lsl_name, character.decode("latin-1"))
+        echo(f"also publishing LSL markers on stream {lsl_name!r}")
     if stop is None:
         stop = threading.Event()
         if threading.current_thread() is threading.main_thread():
