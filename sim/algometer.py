@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import threading
 
 import numpy as np
 
 from drivers import algometer_wire as wire
-from qst_station.clock import Clock, LslClock
-from sim.pty_link import PtyLink
+from qst_station.clock import Clock
+from sim.pty_link import PtySimulator
 
 
 class AlgometerDevice:
@@ -87,50 +86,22 @@ class AlgometerDevice:
         return wire.encode_reading(wire.Reading(value, self.unit))
 
 
-class SimulatedAlgometer:
+class SimulatedAlgometer(PtySimulator):
     """:class:`AlgometerDevice` served on a pty; open :attr:`port` with the driver."""
 
     def __init__(self, clock: Clock | None = None, link: str | os.PathLike[str] | None = None,
                  unit: str = "lbf", seed: int = 0) -> None:
-        self.clock = clock or LslClock()
         self.device = AlgometerDevice(unit=unit, seed=seed)
-        self._lock = threading.Lock()
-        self.pty = PtyLink(self._receive, self._step, self.clock.now, speed=self.clock.speed,
-                           link=link, tick_s=0.005)
-
-    def _receive(self, data: bytes, now: float) -> bytes:
-        with self._lock:
-            return self.device.receive(data, now)
-
-    def _step(self, now: float) -> bytes:
-        with self._lock:
-            return self.device.step(now)
-
-    @property
-    def port(self) -> str:
-        return self.pty.port
-
-    def start(self) -> SimulatedAlgometer:
-        self.pty.start()
-        return self
-
-    def stop(self) -> None:
-        self.pty.stop()
-
-    def __enter__(self) -> SimulatedAlgometer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(clock, link, tick_s=0.005)
 
     def press(self, rate_kpa_s: float = 50.0) -> None:
-        with self._lock:
+        with self.lock:
             self.device.press(rate_kpa_s)
 
     def release(self) -> None:
-        with self._lock:
+        with self.lock:
             self.device.release()
 
     def power_cycle(self) -> None:
-        with self._lock:
+        with self.lock:
             self.device.power_cycle()

@@ -21,7 +21,7 @@ import numpy as np
 from drivers import cuff_wire as wire
 from drivers.errors import FieldRangeError, WireError
 from qst_station.clock import Clock, LslClock, make_clock
-from sim.pty_link import PtyLink
+from sim.pty_link import PtySimulator
 
 HW_MAX = 100.0  # kPa
 DT = wire.TICK_MS / 1000.0
@@ -304,75 +304,44 @@ def _err(code: str, message: str) -> bytes:
     return wire.encode_line(wire.Refused(code, text[: wire.MAX_LINE - 11]))
 
 
-class SimulatedCuff:
+class SimulatedCuff(PtySimulator):
     """:class:`CuffDevice` on a pty; open :attr:`port` with :class:`drivers.cuff.CuffDriver`."""
 
     def __init__(self, clock: Clock | None = None, link: str | os.PathLike[str] | None = None,
                  seed: int = 0) -> None:
-        self.clock = clock or LslClock()
         self.device = CuffDevice(seed=seed)
-        self._lock = threading.Lock()
-        self.pty = PtyLink(self._receive, self._step, self.clock.now, speed=self.clock.speed,
-                           link=link, tick_s=0.01)
-
-    def _receive(self, data: bytes, now: float) -> bytes:
-        with self._lock:
-            return self.device.receive(data, now)
-
-    def _step(self, now: float) -> bytes:
-        with self._lock:
-            return self.device.step(now)
-
-    @property
-    def port(self) -> str:
-        return self.pty.port
+        super().__init__(clock, link, tick_s=0.01)
 
     @property
     def participant(self) -> Participant:
         return self.device.participant
 
-    def start(self) -> SimulatedCuff:
-        self.pty.start()
-        return self
-
-    def stop(self) -> None:
-        self.pty.stop()
-
-    def __enter__(self) -> SimulatedCuff:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def hold_vas(self, cm: float | None) -> None:
         """The participant holds the slider at ``cm`` (None: rates the pressure again)."""
-        with self._lock:
+        with self.lock:
             self.device.participant.held_vas = None if cm is None else wire.quantize(cm)
 
     def hold_button(self, pressed: bool | None) -> None:
-        with self._lock:
+        with self.lock:
             self.device.participant.held_button = pressed
 
     def fault(self, code: str = "LEAK", outlet: int = 1) -> None:
-        with self._lock:
+        with self.lock:
             self.device.fault(code, outlet)
 
     def runaway(self, outlet: int = 1) -> None:
-        with self._lock:
+        with self.lock:
             self.device.runaway(outlet)
 
     def power_cycle(self) -> None:
-        with self._lock:
+        with self.lock:
             self.device.power_cycle()
 
     def disconnect(self) -> None:
         """The cable is pulled: the port vanishes and the device deflates."""
         self.pty.disconnect()
-        with self._lock:
+        with self.lock:
             self.device.host_lost()
-
-    def reattach(self) -> None:
-        self.pty.reattach()
 
 
 def serve_forever(link: str | None = None, speed: float = 1.0, seed: int = 0,

@@ -16,6 +16,9 @@ import time
 import tty
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol, Self
+
+from qst_station.clock import Clock, LslClock
 
 Receive = Callable[[bytes, float], bytes]
 MIN_GAP_S = 0.00025  # strict spacing: closer characters are lost (the unit scans every 1 ms)
@@ -181,3 +184,71 @@ class PtyLink:
                 return
             with contextlib.suppress(OSError):
                 os.write(self._master, data)
+
+
+class SerialDevice(Protocol):
+    """A simulated device: bytes in, bytes out, time passing."""
+
+    def receive(self, data: bytes, now: float) -> bytes: ...
+
+    def step(self, now: float) -> bytes: ...
+
+
+class PtySimulator:
+    """A :class:`SerialDevice` served on a pty, behind one lock, on the shared clock.
+
+    Subclasses set ``self.device`` before calling ``__init__`` here and add the
+    device's own actions (holding :attr:`lock` when they touch it).
+    """
+
+    device: SerialDevice
+
+    def __init__(self, clock: Clock | None, link: str | os.PathLike[str] | None,
+                 tick_s: float = 0.005, strict_spacing: bool = False) -> None:
+        self.clock = clock or LslClock()
+        self.lock = threading.Lock()
+        self.pty = PtyLink(self._receive, self._step, self.clock.now, speed=self.clock.speed,
+                           link=link, tick_s=tick_s, strict_spacing=strict_spacing)
+
+    def _receive(self, data: bytes, now: float) -> bytes:
+        with self.lock:
+            return self.device.receive(data, now)
+
+    def _step(self, now: float) -> bytes:
+        with self.lock:
+            return self.device.step(now)
+
+    @property
+    def port(self) -> str:
+        """What a driver opens: the symlink if any, else the pty path."""
+        return self.pty.port
+
+    def start(self) -> Self:
+        with self.lock:
+            self.device.step(self.clock.now())
+        self.pty.start()
+        return self
+
+    def stop(self) -> None:
+        self.pty.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # faults common to every serial device
+    def disconnect(self) -> None:
+        """The cable is pulled."""
+        self.pty.disconnect()
+
+    def reattach(self) -> None:
+        """Plugged back in: a new pty behind the same symlink."""
+        self.pty.reattach()
+
+    def inject(self, data: bytes) -> None:
+        self.pty.inject(data)
+
+    def stall(self, seconds: float) -> None:
+        self.pty.stall(seconds)
