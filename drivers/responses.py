@@ -10,22 +10,17 @@ as ``warning`` status and ignored. A lost port is reported once as ``lost``;
 
 from __future__ import annotations
 
-import logging
 import queue
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from drivers.errors import DeviceError, PortLost
-from drivers.notifier import Notifier, call_each
+from drivers.notifier import call_each
+from drivers.serial_input import SerialInput, one_byte
 from drivers.transport import Transport
-from drivers.trigger_box import TriggerBoxTransport
 from qst_station.clock import Clock, LslClock
 
-log = logging.getLogger(__name__)
 StatusCallback = Callable[[str, str], None]
-BYTE_WARNINGS = 10  # unexpected-byte reports per connection; later ones are only counted
 DEFAULT_PRESS_MAP: dict[bytes, int] = {b"1": 1, b"2": 2, b"3": 3, b"4": 4}
 
 
@@ -53,19 +48,12 @@ class ButtonStats:
         return sum(self.presses.values())
 
 
-def _one_byte(character: bytes | str) -> bytes:
-    raw = character.encode("latin-1") if isinstance(character, str) else bytes(character)
-    if len(raw) != 1:
-        raise ValueError(f"a button character must be one byte, got {character!r}")
-    return raw
-
-
 def check_maps(press_map: Mapping[bytes | str, int],
                release_map: Mapping[bytes | str, int] | None = None
                ) -> tuple[dict[bytes, int], dict[bytes, int]]:
     """Normalised (one-byte keys, int buttons) press and release maps; ValueError if bad."""
-    press = {_one_byte(k): int(v) for k, v in press_map.items()}
-    release = {_one_byte(k): int(v) for k, v in (release_map or {}).items()}
+    press = {one_byte(k): int(v) for k, v in press_map.items()}
+    release = {one_byte(k): int(v) for k, v in (release_map or {}).items()}
     if not press:
         raise ValueError("the press map is empty")
     both = sorted(set(press) & set(release))
@@ -81,7 +69,7 @@ def parse_map(text: str) -> dict[bytes, int]:
         char, sep, button = item.rpartition("=")
         if not sep or not char:
             raise ValueError(f"expected CHAR=BUTTON, got {item!r}")
-        key = bytes([int(char, 16)]) if char.lower().startswith("0x") else _one_byte(char)
+        key = bytes([int(char, 16)]) if char.lower().startswith("0x") else one_byte(char)
         out[key] = int(button)
     return out
 
@@ -102,8 +90,10 @@ def decode(data: bytes, press_map: Mapping[bytes, int], release_map: Mapping[byt
     return events, bytes(other)
 
 
-class SerialButtonBox:
+class SerialButtonBox(SerialInput):
     """Button presses (and releases) from a box on ``port``; implements ``ResponseSource``."""
+
+    kind = "button box"
 
     def __init__(
         self,
@@ -116,93 +106,15 @@ class SerialButtonBox:
         name: str = "buttonbox",
         read_timeout_s: float = 0.1,
     ) -> None:
-        self.port = port
+        super().__init__(port, baudrate, clock, transport_factory, name, read_timeout_s)
         self.press_map, self.release_map = check_maps(
             DEFAULT_PRESS_MAP if press_map is None else press_map, release_map)
-        self.baudrate = baudrate
-        self.clock = clock or LslClock()
-        self.name = name
-        self._factory = transport_factory or (
-            lambda p: TriggerBoxTransport(p, baudrate, poll_s=read_timeout_s))
-        self._notifier = Notifier(name)
-        self._callbacks: list[ResponseCallback] = []
-        self._count_lock = threading.Lock()  # stats
-        self._conn_lock = threading.Lock()  # swapping the transport
-        self._transport: Transport | None = None
-        self._reader: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._byte_warnings = 0
         self._presses: dict[int, int] = {}
         self._releases: dict[int, int] = {}
-        self.ignored = 0
-        self.last_error: str | None = None
 
-    # ------------------------------------------------------------------ lifecycle
-
-    @property
-    def connected(self) -> bool:
-        return self._transport is not None
-
-    def connect(self) -> None:
-        """Open the port and start reading; raises :class:`PortLost` if it cannot open."""
-        if self.connected:
-            raise DeviceError(f"{self.port}: already connected")
-        transport = self._factory(self.port)
-        self._stop.clear()
-        self._byte_warnings = 0
-        with self._conn_lock:
-            self._transport = transport
-        self._reader = threading.Thread(target=self._read_loop, args=(transport,),
-                                        name=f"{self.name}-reader", daemon=True)
-        self._reader.start()
-        low = getattr(transport, "low_latency", None)
-        latency = "" if low is None else f", low-latency mode {'on' if low else 'unavailable'}"
+    def _describe(self) -> str:
         releases = f", releases {self.release_map}" if self.release_map else ""
-        self._notify("connected", f"button box on {self.port} at {self.baudrate} baud, "
-                                  f"presses {self.press_map}{releases}{latency}")
-
-    def disconnect(self) -> None:
-        if not self.connected:
-            return
-        self._close()
-        self._notify("disconnected", f"{self.port} closed")
-
-    def reconnect(self) -> None:
-        """Close what is left of the old connection and open the port again."""
-        self._close()
-        self.connect()
-
-    def _close(self) -> None:
-        self._stop.set()
-        with self._conn_lock:
-            transport, self._transport = self._transport, None
-        if transport is not None:
-            transport.close()
-        if self._reader is not None and self._reader is not threading.current_thread():
-            self._reader.join(timeout=1.0)
-        self._reader = None
-
-    def __enter__(self) -> SerialButtonBox:
-        self.connect()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.disconnect()
-
-    # ------------------------------------------------------------------ subscribers
-
-    def subscribe(self, callback: ResponseCallback) -> Callable[[], None]:
-        """Call ``callback(response)`` on the reader thread (keep it quick) for each one."""
-        self._callbacks.append(callback)
-        return lambda: self._callbacks.remove(callback)
-
-    def on_status(self, callback: StatusCallback) -> Callable[[], None]:
-        """``callback(kind, message)`` on a status thread: connected, disconnected,
-        warning (other bytes) and lost."""
-        return self._notifier.subscribe(callback)
-
-    def drain_status(self, timeout: float = 2.0) -> bool:
-        return self._notifier.drain(timeout)
+        return f"presses {self.press_map}{releases}"
 
     @property
     def stats(self) -> ButtonStats:
@@ -220,29 +132,6 @@ class SerialButtonBox:
             self._releases.clear()
             self.ignored = 0
 
-    def _notify(self, kind: str, message: str) -> None:
-        if kind in ("error", "lost"):
-            self.last_error = message
-        self._notifier.post(kind, message)
-
-    # ------------------------------------------------------------------ reader
-
-    def _read_loop(self, transport: Transport) -> None:
-        while not self._stop.is_set():
-            try:
-                data = transport.read()  # blocks until a byte arrives (or the read timeout)
-            except PortLost as exc:
-                if not self._stop.is_set():
-                    self._lost(transport, exc)
-                return
-            if not data:
-                continue
-            now = self.clock.now()
-            try:
-                self._dispatch(now, data)
-            except Exception:  # noqa: BLE001 - the reader must outlive any bug downstream
-                log.exception("%s reader", self.name)
-
     def _dispatch(self, now: float, data: bytes) -> None:
         events, other = decode(data, self.press_map, self.release_map)
         with self._count_lock:
@@ -253,23 +142,7 @@ class SerialButtonBox:
         for kind, button in events:
             call_each(self._callbacks, Response(now, self.name, kind, float(button)))
         if other:
-            self._report_bytes(other)
-
-    def _report_bytes(self, other: bytes) -> None:
-        self._byte_warnings += 1
-        if self._byte_warnings <= BYTE_WARNINGS:
-            self._notify("warning", f"{self.port}: ignored {len(other)} byte(s) that are not "
-                                    f"button characters: {other[:16]!r}")
-        if self._byte_warnings == BYTE_WARNINGS:
-            self._notify("warning", f"{self.port}: further unexpected bytes are only counted")
-
-    def _lost(self, transport: Transport, exc: Exception) -> None:
-        with self._conn_lock:
-            if self._transport is not transport:
-                return
-            self._transport = None
-        transport.close()
-        self._notify("lost", f"{self.port}: connection lost ({exc}); reconnect when available")
+            self._report_bytes(other, "button characters")
 
 
 # ---------------------------------------------------------------------- probe

@@ -1,0 +1,190 @@
+"""Input-only serial devices (trigger boxes, button boxes): the shared reader machinery.
+
+A reader thread blocks in the serial read (event-driven, no polling sleeps) and hands
+what arrived, stamped with ``clock.now()`` as soon as the read returned, to the subclass's
+:meth:`SerialInput._dispatch`. Unexpected bytes are reported (the first few per
+connection) and counted; a lost port is reported once as ``lost``; :meth:`reconnect`
+opens it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, Self
+
+import serial
+
+from drivers.errors import DeviceError, PortLost
+from drivers.notifier import Notifier
+from drivers.transport import SerialTransport, Transport
+from qst_station.clock import Clock, LslClock
+
+log = logging.getLogger(__name__)
+BYTE_WARNINGS = 10  # unexpected-byte reports per connection; later ones are only counted
+
+
+class InputPortTransport(SerialTransport):
+    """A read-only serial port: low-latency mode where the adapter supports it, and
+    anything received before opening discarded (old bytes are not events now)."""
+
+    def __init__(self, port: str, baudrate: int = 57600, poll_s: float = 0.1) -> None:
+        super().__init__(port, baudrate=baudrate, char_delay_s=0.0, poll_s=poll_s)
+        self.low_latency = False
+        try:  # FTDI: 16 ms latency timer -> 1 ms; ptys and CDC-ACM refuse (no timer)
+            self._serial.set_low_latency_mode(True)
+            self.low_latency = True
+        except (AttributeError, NotImplementedError, ValueError, OSError,
+                serial.SerialException):
+            pass
+        try:
+            self._serial.reset_input_buffer()
+        except (serial.SerialException, OSError) as exc:
+            self.close()
+            raise PortLost(f"{port}: cannot flush input: {exc}") from exc
+
+
+def one_byte(character: bytes | str) -> bytes:
+    raw = character.encode("latin-1") if isinstance(character, str) else bytes(character)
+    if len(raw) != 1:
+        raise ValueError(f"the character must be one byte, got {character!r}")
+    return raw
+
+
+class SerialInput:
+    """Lifecycle, subscribers, status and the reader thread; subclasses decode."""
+
+    kind = "serial input"  # what the status messages call the device
+
+    def __init__(self, port: str, baudrate: int, clock: Clock | None,
+                 transport_factory: Callable[[str], Transport] | None, name: str,
+                 read_timeout_s: float = 0.1) -> None:
+        self.port = port
+        self.baudrate = baudrate
+        self.clock = clock or LslClock()
+        self.name = name
+        self._factory = transport_factory or (
+            lambda p: InputPortTransport(p, baudrate, poll_s=read_timeout_s))
+        self._notifier = Notifier(name)
+        self._callbacks: list[Callable[[Any], None]] = []
+        self._count_lock = threading.Lock()  # subclasses' counters
+        self._conn_lock = threading.Lock()  # swapping the transport
+        self._transport: Transport | None = None
+        self._reader: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._byte_warnings = 0
+        self.ignored = 0
+        self.last_error: str | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def connected(self) -> bool:
+        return self._transport is not None
+
+    def connect(self) -> None:
+        """Open the port and start reading; raises :class:`PortLost` if it cannot open."""
+        if self.connected:
+            raise DeviceError(f"{self.port}: already connected")
+        transport = self._factory(self.port)
+        self._stop.clear()
+        self._byte_warnings = 0
+        with self._conn_lock:
+            self._transport = transport
+        self._reader = threading.Thread(target=self._read_loop, args=(transport,),
+                                        name=f"{self.name}-reader", daemon=True)
+        self._reader.start()
+        low = getattr(transport, "low_latency", None)
+        latency = "" if low is None else f", low-latency mode {'on' if low else 'unavailable'}"
+        self._notify("connected", f"{self.kind} on {self.port} at {self.baudrate} baud, "
+                                  f"{self._describe()}{latency}")
+
+    def _describe(self) -> str:
+        """What the connected message says about the decoding (characters, maps)."""
+        return ""
+
+    def disconnect(self) -> None:
+        if not self.connected:
+            return
+        self._close()
+        self._notify("disconnected", f"{self.port} closed")
+
+    def reconnect(self) -> None:
+        """Close what is left of the old connection and open the port again."""
+        self._close()
+        self.connect()
+
+    def _close(self) -> None:
+        self._stop.set()
+        with self._conn_lock:
+            transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close()
+        if self._reader is not None and self._reader is not threading.current_thread():
+            self._reader.join(timeout=1.0)
+        self._reader = None
+
+    def __enter__(self) -> Self:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.disconnect()
+
+    # ------------------------------------------------------------------ subscribers
+
+    def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]:
+        """Call ``callback(event)`` on the reader thread (keep it quick) for each event."""
+        self._callbacks.append(callback)
+        return lambda: self._callbacks.remove(callback)
+
+    def on_status(self, callback: Callable[[str, str], None]) -> Callable[[], None]:
+        """``callback(kind, message)`` on a status thread: connected, disconnected,
+        warning (unexpected bytes and the subclass's own) and lost."""
+        return self._notifier.subscribe(callback)
+
+    def drain_status(self, timeout: float = 2.0) -> bool:
+        return self._notifier.drain(timeout)
+
+    def _notify(self, kind: str, message: str) -> None:
+        if kind in ("error", "lost"):
+            self.last_error = message
+        self._notifier.post(kind, message)
+
+    # ------------------------------------------------------------------ reader
+
+    def _read_loop(self, transport: Transport) -> None:
+        while not self._stop.is_set():
+            try:
+                data = transport.read()  # blocks until a byte arrives (or the read timeout)
+            except PortLost as exc:
+                if not self._stop.is_set():
+                    self._lost(transport, exc)
+                return
+            if not data:
+                continue
+            now = self.clock.now()
+            try:
+                self._dispatch(now, data)
+            except Exception:  # noqa: BLE001 - the reader must outlive any bug downstream
+                log.exception("%s reader", self.name)
+
+    def _dispatch(self, now: float, data: bytes) -> None:
+        raise NotImplementedError
+
+    def _report_bytes(self, other: bytes, expected: str) -> None:
+        self._byte_warnings += 1
+        if self._byte_warnings <= BYTE_WARNINGS:
+            self._notify("warning", f"{self.port}: ignored {len(other)} byte(s) that are not "
+                                    f"{expected}: {other[:16]!r}")
+        if self._byte_warnings == BYTE_WARNINGS:
+            self._notify("warning", f"{self.port}: further unexpected bytes are only counted")
+
+    def _lost(self, transport: Transport, exc: Exception) -> None:
+        with self._conn_lock:
+            if self._transport is not transport:
+                return
+            self._transport = None
+        transport.close()
+        self._notify("lost", f"{self.port}: connection lost ({exc}); reconnect when available")
