@@ -460,10 +460,14 @@ def config_check(path: str) -> None:
     """Validate the station configuration at PATH."""
     config = _load(path)
     for name, device in config.devices.items():
-        limits = device.limits
-        click.echo(f"{name}: {device.driver} on {device.port}, "
-                   f"{limits.min_celsius:g}-{limits.max_celsius:g} °C, "
-                   f"max {limits.max_rate:g} °C/s")
+        where = getattr(device, "port", None) if not hasattr(device, "host") else (
+            f"{device.host}:{device.port}")
+        line = f"{name}: {device.driver} on {where or getattr(device, 'stream', '?')}"
+        limits = getattr(device, "limits", None)
+        if limits is not None:
+            line += (f", {limits.min_celsius:g}-{limits.max_celsius:g} °C, "
+                     f"max {limits.max_rate:g} °C/s")
+        click.echo(line)
     click.echo(f"{path}: OK")
 
 

@@ -11,11 +11,27 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+)
 
 from drivers.thermal_safety import DEFAULT_ENVELOPE, HARD_MAX_C, ThermalLimits
+from qst_station.device_config import (
+    AlgometerConfig,
+    ButtonBoxConfig,
+    CuffConfig,
+    LslTriggerConfig,
+    MedocConfig,
+    TriggerBoxConfig,
+)
 
 SIMULATED = "sim"
 ENV_VAR = "QST_STATION_CONFIG"
@@ -76,16 +92,38 @@ class StationInfo(_Strict):
     site: str = ""
 
 
+def _driver_of(value: object) -> str:
+    if isinstance(value, dict):
+        return str(value.get("driver", "tcs2"))
+    return str(getattr(value, "driver", "tcs2"))
+
+
+DRIVERS = ("tcs2", "medoc", "wagner-fdix", "ocp1-cuff", "trigger-box", "lsl-markers",
+           "button-box")
+DeviceConfig = Annotated[
+    Annotated[TcsConfig, Tag("tcs2")]
+    | Annotated[MedocConfig, Tag("medoc")]
+    | Annotated[AlgometerConfig, Tag("wagner-fdix")]
+    | Annotated[CuffConfig, Tag("ocp1-cuff")]
+    | Annotated[TriggerBoxConfig, Tag("trigger-box")]
+    | Annotated[LslTriggerConfig, Tag("lsl-markers")]
+    | Annotated[ButtonBoxConfig, Tag("button-box")],
+    Discriminator(_driver_of, custom_error_type="unknown_driver",
+                  custom_error_message=f"driver must be one of {', '.join(DRIVERS)}"),
+]
+
+
 class StationConfig(_Strict):
     station: StationInfo = Field(default_factory=StationInfo)
-    devices: dict[str, TcsConfig] = Field(default_factory=lambda: {"thermode": TcsConfig()})
+    devices: dict[str, DeviceConfig] = Field(default_factory=lambda: {"thermode": TcsConfig()})
     source: str = Field("embedded default (simulated devices)", exclude=True)
 
     def thermode(self) -> tuple[str, TcsConfig]:
-        """The first thermal stimulator."""
+        """The first TCS II."""
         for name, device in self.devices.items():
-            return name, device
-        raise ConfigError("the station configuration names no thermal stimulator")
+            if isinstance(device, TcsConfig):
+                return name, device
+        raise ConfigError("the station configuration names no TCS II thermode")
 
 
 def default_config() -> StationConfig:
@@ -116,18 +154,30 @@ def parse_config(text: str, name: str = "<config>") -> StationConfig:
         config = StationConfig.model_validate({**data, "source": name})
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
-        where = _line_of(text, err["loc"])
-        got = f" (got {err['input']!r})" if "input" in err and not isinstance(
-            err["input"], dict) else ""
+        loc = _without_tags(err["loc"], err["type"])
+        field = ".".join(str(p) for p in loc)
+        where = _line_of(text, loc)
+        value = err.get("input")
+        if err["type"] == "unknown_driver" and isinstance(value, dict):
+            value = value.get("driver")
+        got = "" if value is None or isinstance(value, dict) else f" (got {value!r})"
         raise ConfigError(f"{name}:{where} {field}: {err['msg']}{got}") from None
     for device_name, device in config.devices.items():
+        if not isinstance(device, TcsConfig):
+            continue
         try:
             device.limits.to_limits()
         except ConfigError as exc:
             loc = ("devices", device_name, "limits")
             raise ConfigError(f"{name}:{_line_of(text, loc)} devices.{device_name}.{exc}") from None
     return config
+
+
+def _without_tags(loc: tuple[object, ...], kind: str) -> tuple[object, ...]:
+    """The error location as the file spells it: no union tag; a bad tag is ``driver``."""
+    parts = tuple(p for i, p in enumerate(loc)
+                  if not (i == 2 and loc[0] == "devices" and p in DRIVERS))
+    return (*parts, "driver") if kind == "unknown_driver" else parts
 
 
 def _line_of(text: str, loc: tuple[object, ...]) -> str:

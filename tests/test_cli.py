@@ -417,3 +417,18 @@ def test_missing_xcb_packages_asks_the_dynamic_linker() -> None:
     missing = missing_xcb_packages()
     assert all(name.startswith("lib") for name in missing)
     assert len(missing) == len(set(missing))
+
+
+def test_config_check_lists_every_bench_device(tmp_path: Path) -> None:
+    path = tmp_path / "bench.toml"
+    path.write_text(
+        '[devices.thermode]\nport = "sim"\n'
+        '[devices.medoc]\ndriver = "medoc"\nhost = "127.0.0.1"\n'
+        '[devices.scanner]\ndriver = "trigger-box"\nport = "/dev/ttyACM1"\n'
+        '[devices.cues]\ndriver = "lsl-markers"\nstream = "scanner"\n'
+    )
+    result = CliRunner().invoke(main, ["config", "check", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "medoc: medoc on 127.0.0.1:20121" in result.output
+    assert "scanner: trigger-box on /dev/ttyACM1" in result.output
+    assert "cues: lsl-markers on scanner" in result.output

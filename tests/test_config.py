@@ -306,3 +306,86 @@ def test_invalid_utf8_is_one_line(tmp_path: Path) -> None:
 def test_parse_config_uses_placeholder_name() -> None:
     with pytest.raises(ConfigError, match=r"^<config>:2: devices\.thermode\.port: "):
         parse_config('[devices.thermode]\nport = ""\n')
+
+
+FULL_BENCH = """
+[devices.thermode]
+port = "/dev/ttyACM0"
+
+[devices.medoc]
+driver = "medoc"
+host = "192.0.2.10"
+thermode = "CHEPS"
+allowed_programs = [1, 2, 3]
+
+[devices.algometer]
+driver = "wagner-fdix"
+port = "/dev/ttyUSB0"
+rate_hz = 20
+
+[devices.cuff]
+driver = "ocp1-cuff"
+max_kpa = 80
+
+[devices.scanner]
+driver = "trigger-box"
+port = "/dev/ttyACM1"
+character = "t"
+tr_s = 2.0
+dummies = 3
+
+[devices.scanner_lsl]
+driver = "lsl-markers"
+stream = "scanner"
+match = "5"
+
+[devices.buttons]
+driver = "button-box"
+press_map = { "a" = 1, "b" = 2 }
+"""
+
+
+def test_every_bench_device_can_be_configured(tmp_path: Path) -> None:
+    from qst_station.device_config import (
+        AlgometerConfig,
+        ButtonBoxConfig,
+        CuffConfig,
+        LslTriggerConfig,
+        MedocConfig,
+        TriggerBoxConfig,
+    )
+
+    config = load_config(_write(tmp_path, FULL_BENCH))
+    devices = config.devices
+    assert config.thermode()[0] == "thermode"
+    assert isinstance(devices["medoc"], MedocConfig) and devices["medoc"].thermode == "CHEPS"
+    assert not devices["medoc"].simulated
+    assert isinstance(devices["algometer"], AlgometerConfig) and devices["algometer"].rate_hz == 20
+    assert isinstance(devices["cuff"], CuffConfig) and devices["cuff"].simulated
+    assert isinstance(devices["scanner"], TriggerBoxConfig) and devices["scanner"].dummies == 3
+    assert isinstance(devices["scanner_lsl"], LslTriggerConfig)
+    assert isinstance(devices["buttons"], ButtonBoxConfig)
+    assert devices["buttons"].press_map == {"a": 1, "b": 2}
+
+
+@pytest.mark.parametrize(
+    ("entry", "field", "problem"),
+    [
+        ('driver = "ocp1-cuff"\nmax_kpa = 150\n', "devices.x.max_kpa", "less than or equal to 100"),
+        ('driver = "wagner-fdix"\nrate_hz = 7\n', "devices.x.rate_hz", "Input should be"),
+        ('driver = "trigger-box"\ncharacter = "55"\n', "devices.x.character", "at most 1"),
+        ('driver = "medoc"\nallowed_programs = [300]\n', "devices.x.allowed_programs",
+         "0-255"),
+        ('driver = "lsl-markers"\n', "devices.x.stream", "Field required"),
+        ('driver = "button-box"\npress_map = { "ab" = 1 }\n', "devices.x.press_map",
+         "single characters"),
+        ('driver = "laser"\n', "devices.x.driver", "driver must be one of"),
+    ],
+)
+def test_bench_device_errors_name_the_field(
+    tmp_path: Path, entry: str, field: str, problem: str
+) -> None:
+    path = _write(tmp_path, "[devices.x]\n" + entry)
+    message = _error(path)
+    assert "\n" not in message
+    assert f" {field}: " in message and problem in message, message
