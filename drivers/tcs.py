@@ -176,7 +176,8 @@ class TcsDriver(TcsCore):
             self._checked(decode_one(b"L"))  # refuse before anything is written
             if self.verify_before_start and not self._verified:
                 self.verify_settings()
-            self._send(b"L", generation=generation)
+            # checked just above, under the same lock: the hot path skips a second check
+            self._send(b"L", check=False, generation=generation)
             self._mark_started(self.clock.now())
 
     def follow(self, setpoint: float) -> None:
