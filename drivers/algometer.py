@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from drivers import algometer_wire as wire
 from drivers.errors import DeviceError, DeviceSilent, NotConnected, PortLost
 from drivers.notifier import Notifier, call_each
-from drivers.transport import SerialTransport, Transport
+from drivers.transport import SerialTransport, Transport, pump
 from qst_station.clock import Clock, LslClock
 
 
@@ -158,19 +158,14 @@ class AlgometerDriver:
 
     def _read_loop(self) -> None:
         splitter = wire.LineSplitter()
-        transport = self._transport
-        while not self._stop.is_set() and transport is not None:
-            try:
-                data = transport.read()
-            except PortLost as exc:
-                if not self._stop.is_set():
-                    self._lost(exc)
-                return
-            if not data:
-                continue
+
+        def on_data(data: bytes) -> None:
             now = self.clock.now()
             for line in splitter.feed(data):
                 self._handle(now, line)
+
+        if self._transport is not None:
+            pump(self._transport, self._stop, on_data, self._lost, "algometer")
 
     def _handle(self, now: float, line: bytes) -> None:
         try:

@@ -31,7 +31,7 @@ from drivers.errors import (
     PortLost,
 )
 from drivers.notifier import Notifier, call_each
-from drivers.transport import SerialTransport, Transport
+from drivers.transport import SerialTransport, Transport, pump
 from qst_station.clock import Clock, LslClock
 
 log = logging.getLogger(__name__)
@@ -353,22 +353,17 @@ class CuffDriver:
 
     def _read_loop(self, transport: Transport) -> None:
         splitter = wire.LineSplitter()
-        while not self._closing.is_set():
-            try:
-                data = transport.read()
-            except PortLost as exc:
-                if not self._closing.is_set():
-                    self._lost(exc)
-                return
-            if not data:
-                continue
+
+        def on_data(data: bytes) -> None:
             now = self.clock.now()
             self._last_rx = time.monotonic()
             for line in splitter.feed(data):
                 try:
                     self._handle(now, line)
-                except Exception:  # noqa: BLE001 - the reader must outlive any bug downstream
+                except Exception:  # noqa: BLE001 - one bad line must not lose the others
                     log.exception("cuff reader")
+
+        pump(transport, self._closing, on_data, self._lost, "cuff")
 
     def _handle(self, now: float, line: bytes) -> None:
         try:

@@ -9,7 +9,6 @@ opens it again.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from typing import Any, Self
@@ -18,10 +17,9 @@ import serial
 
 from drivers.errors import DeviceError, PortLost
 from drivers.notifier import Notifier
-from drivers.transport import SerialTransport, Transport
+from drivers.transport import SerialTransport, Transport, pump
 from qst_station.clock import Clock, LslClock
 
-log = logging.getLogger(__name__)
 BYTE_WARNINGS = 10  # unexpected-byte reports per connection; later ones are only counted
 
 
@@ -155,20 +153,8 @@ class SerialInput:
     # ------------------------------------------------------------------ reader
 
     def _read_loop(self, transport: Transport) -> None:
-        while not self._stop.is_set():
-            try:
-                data = transport.read()  # blocks until a byte arrives (or the read timeout)
-            except PortLost as exc:
-                if not self._stop.is_set():
-                    self._lost(transport, exc)
-                return
-            if not data:
-                continue
-            now = self.clock.now()
-            try:
-                self._dispatch(now, data)
-            except Exception:  # noqa: BLE001 - the reader must outlive any bug downstream
-                log.exception("%s reader", self.name)
+        pump(transport, self._stop, lambda data: self._dispatch(self.clock.now(), data),
+             lambda exc: self._lost(transport, exc), self.name)
 
     def _dispatch(self, now: float, data: bytes) -> None:
         raise NotImplementedError

@@ -9,7 +9,6 @@ command before it reaches :meth:`transact`.
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 import time
@@ -17,10 +16,9 @@ from collections.abc import Callable
 
 from drivers import tcs_wire as wire
 from drivers.errors import DeviceFault, DeviceSilent, NotConnected, PortLost
-from drivers.transport import Transport
+from drivers.transport import Transport, pump
 from qst_station.clock import Clock
 
-log = logging.getLogger(__name__)
 StreamCallback = Callable[[float, bytes], None]
 NotifyCallback = Callable[[str, str], None]
 LostCallback = Callable[[Exception], None]
@@ -162,20 +160,8 @@ class TcsLink:
     # ------------------------------------------------------------------ reader
 
     def _read_loop(self) -> None:
-        transport = self._transport
-        while not self._stop.is_set() and transport is not None:
-            try:
-                data = transport.read()
-            except PortLost as exc:
-                if not self._stop.is_set():
-                    self._lost(exc)
-                return
-            if not data:
-                continue
-            try:
-                self._dispatch(data)
-            except Exception:  # noqa: BLE001 - the reader must outlive any bug downstream
-                log.exception("TCS reader")
+        if self._transport is not None:
+            pump(self._transport, self._stop, self._dispatch, self._lost, "TCS")
 
     def _dispatch(self, data: bytes) -> None:
         now = self.clock.now()

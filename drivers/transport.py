@@ -7,14 +7,18 @@ A transport only moves bytes. ``read`` returns what has arrived (``b""`` after
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 import serial
 
 from drivers.errors import PortLost
+
+log = logging.getLogger(__name__)
 
 
 class Transport(Protocol):
@@ -89,3 +93,25 @@ class SerialTransport:
         with contextlib.suppress(serial.SerialException, OSError):
             self._serial.close()
 
+
+
+def pump(transport: Transport, stop: threading.Event, on_data: Callable[[bytes], None],
+         on_lost: Callable[[Exception], None], name: str) -> None:
+    """The body of a reader thread: read until ``stop``; hand each chunk to ``on_data``.
+
+    ``on_data`` should take the arrival time first thing. A lost port is reported once
+    through ``on_lost`` (unless stopping); a bug downstream is logged, never fatal.
+    """
+    while not stop.is_set():
+        try:
+            data = transport.read()  # blocks until bytes arrive (or the poll timeout)
+        except PortLost as exc:
+            if not stop.is_set():
+                on_lost(exc)
+            return
+        if not data:
+            continue
+        try:
+            on_data(data)
+        except Exception:  # noqa: BLE001 - the reader must outlive any bug downstream
+            log.exception("%s reader", name)
