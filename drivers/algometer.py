@@ -112,6 +112,10 @@ class AlgometerDriver:
     def disconnect(self) -> None:
         if not self.connected:
             return
+        self._stop.set()  # the monitor must not re-arm (CB) after the CE below
+        for thread in self._threads:
+            if thread.name == "algometer-monitor":
+                thread.join(timeout=1.0)
         with contextlib.suppress(DeviceError):
             self._write(wire.encode("CE"))
         self._close()

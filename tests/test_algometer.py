@@ -88,7 +88,7 @@ def test_driver_streams_a_hand_ramp_in_kpa() -> None:
             assert abs(offset) < 1.0
         finally:
             driver.disconnect()
-        assert sim.device.commands[-1] == "CE"
+        assert wait_for(lambda: sim.device.commands[-1] == "CE", clock, 2.0)
 
 
 def test_stream_is_rearmed_after_a_power_cycle() -> None:
