@@ -10,13 +10,11 @@ as ``warning`` status and ignored. A lost port is reported once as ``lost``;
 
 from __future__ import annotations
 
-import queue
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from drivers.notifier import call_each
-from drivers.serial_input import SerialInput, one_byte
+from drivers.serial_input import LineLog, SerialInput, listen, one_byte
 from drivers.transport import Transport
 from qst_station.clock import Clock, LslClock
 
@@ -163,58 +161,31 @@ def probe_lines(
     Times are from the first press. ``echo`` receives each line as it happens. Raises
     :class:`PortLost` if the port cannot be opened, ValueError for a bad map.
     """
-    lines: list[str] = []
-
-    def out(line: str) -> None:
-        lines.append(line)
-        if echo is not None:
-            echo(line)
-
-    events: queue.Queue[tuple[str, object]] = queue.Queue()
+    out = LineLog(echo)
     box = SerialButtonBox(port, press_map, release_map, baudrate, LslClock(),
                           transport_factory)
-    box.subscribe(lambda response: events.put(("response", response)))
-    box.on_status(lambda kind, message: events.put((kind, message)))
-    box.connect()
-    deadline = time.monotonic() + timeout_s
     first: float | None = None
     last: float | None = None
-    previous: float | None = None
     down: dict[int, float] = {}
-    got = 0
-    try:
-        while got < count:
-            try:
-                kind, item = events.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if not isinstance(item, Response):
-                out(f"{kind}: {item}")
-                if kind == "lost":
-                    break
-                continue
-            button = int(item.value)
-            if item.kind == "press":
-                first = item.timestamp if first is None else first
-                at = item.timestamp - first
-                got += 1
-                gap = "" if previous is None else f"  (+{item.timestamp - previous:.3f} s)"
-                previous = last = item.timestamp
-                down[button] = item.timestamp
-                out(f"button {button} pressed  at {at:.3f} s{gap}")
-            elif first is None:
-                out(f"button {button} released (pressed before the probe listened)")
-            else:
-                pressed = down.pop(button, None)
-                held = "" if pressed is None else f"  (held {item.timestamp - pressed:.3f} s)"
-                out(f"button {button} released at {item.timestamp - first:.3f} s{held}")
-        box.drain_status(0.5)  # reports about the last bytes
-        while not events.empty():
-            kind, item = events.get_nowait()
-            if not isinstance(item, Response):
-                out(f"{kind}: {item}")
-    finally:
-        box.disconnect()
+
+    def on_response(item: Response) -> int:
+        nonlocal first, last
+        button = int(item.value)
+        if item.kind == "press":
+            first = item.timestamp if first is None else first
+            gap = "" if last is None else f"  (+{item.timestamp - last:.3f} s)"
+            last = down[button] = item.timestamp
+            out(f"button {button} pressed  at {item.timestamp - first:.3f} s{gap}")
+            return 1
+        if first is None:
+            out(f"button {button} released (pressed before the probe listened)")
+        else:
+            pressed = down.pop(button, None)
+            held = "" if pressed is None else f"  (held {item.timestamp - pressed:.3f} s)"
+            out(f"button {button} released at {item.timestamp - first:.3f} s{held}")
+        return 0
+
+    listen(box, count, timeout_s, on_response, out)
     s = box.stats
     if s.total_presses == 0:
         out(f"no button press within {timeout_s:g} s ({s.ignored} other byte(s))")
@@ -223,4 +194,4 @@ def probe_lines(
         span = (last or 0.0) - (first or 0.0)
         out(f"{s.total_presses} press(es) in {span:.3f} s: {per}; "
             f"{sum(s.releases.values())} release(s), {s.ignored} other byte(s)")
-    return lines
+    return out.lines

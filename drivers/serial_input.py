@@ -9,7 +9,9 @@ opens it again.
 
 from __future__ import annotations
 
+import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Self
 
@@ -174,3 +176,48 @@ class SerialInput:
             self._transport = None
         transport.close()
         self._notify("lost", f"{self.port}: connection lost ({exc}); reconnect when available")
+
+
+class LineLog:
+    """Collects a probe's lines and echoes each one as it happens."""
+
+    def __init__(self, echo: Callable[[str], None] | None = None) -> None:
+        self.lines: list[str] = []
+        self._echo = echo
+
+    def __call__(self, line: str) -> None:
+        self.lines.append(line)
+        if self._echo is not None:
+            self._echo(line)
+
+
+def listen(source: SerialInput, count: int, timeout_s: float,
+           on_event: Callable[[Any], int], out: Callable[[str], None]) -> None:
+    """Connect ``source`` and pass its events to ``on_event`` until it has counted
+    ``count`` (its return values), ``timeout_s`` passes or the port is lost; status
+    reports become lines. Disconnects at the end, also on error."""
+    events: queue.Queue[tuple[bool, Any]] = queue.Queue()
+    source.subscribe(lambda event: events.put((True, event)))
+    source.on_status(lambda kind, message: events.put((False, (kind, message))))
+    source.connect()
+    deadline = time.monotonic() + timeout_s
+    got = 0
+    try:
+        while got < count:
+            try:
+                is_event, item = events.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if is_event:
+                got += on_event(item)
+                continue
+            out(f"{item[0]}: {item[1]}")
+            if item[0] == "lost":
+                break
+        source.drain_status(0.5)  # reports about the last bytes
+        while not events.empty():
+            is_event, item = events.get_nowait()
+            if not is_event:
+                out(f"{item[0]}: {item[1]}")
+    finally:
+        source.disconnect()

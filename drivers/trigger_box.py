@@ -10,13 +10,11 @@ Other bytes are reported and ignored. A lost port is reported once as ``lost``;
 
 from __future__ import annotations
 
-import queue
-import time
 from collections.abc import Callable
 
 from drivers.interfaces import TriggerStats
 from drivers.notifier import call_each
-from drivers.serial_input import InputPortTransport, SerialInput, one_byte
+from drivers.serial_input import InputPortTransport, LineLog, SerialInput, listen, one_byte
 from drivers.transport import Transport
 from drivers.volumes import MIN_INTERVALS, Volume, VolumeCounter
 from qst_station.clock import Clock, LslClock
@@ -103,48 +101,23 @@ def probe_lines(
     ``echo`` receives each line as it happens. Raises :class:`PortLost` if the port
     cannot be opened.
     """
-    lines: list[str] = []
-
-    def out(line: str) -> None:
-        lines.append(line)
-        if echo is not None:
-            echo(line)
-
-    events: queue.Queue[tuple[str, object]] = queue.Queue()
+    out = LineLog(echo)
     counter = VolumeCounter()
     source = SerialTriggerSource(port, character, baudrate, LslClock(), counter,
                                  transport_factory)
-    source.subscribe(lambda volume: events.put(("volume", volume)))
-    source.on_status(lambda kind, message: events.put((kind, message)))
-    source.connect()
-    deadline = time.monotonic() + timeout_s
     first: float | None = None
     previous: float | None = None
-    got = 0
-    try:
-        while got < count:
-            try:
-                kind, item = events.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if isinstance(item, Volume):
-                first = item.timestamp if first is None else first
-                got += 0 if item.inferred else 1
-                what = "missed, inferred at" if item.inferred else "at"
-                gap = "" if previous is None else f"  (+{item.timestamp - previous:.3f} s)"
-                previous = item.timestamp
-                out(f"volume {item.index:>4}  {what} {item.timestamp - first:.3f} s{gap}")
-            else:
-                out(f"{kind}: {item}")
-                if kind == "lost":
-                    break
-        source.drain_status(0.5)  # reports about the last trigger
-        while not events.empty():
-            kind, item = events.get_nowait()
-            if not isinstance(item, Volume):
-                out(f"{kind}: {item}")
-    finally:
-        source.disconnect()
+
+    def on_volume(volume: Volume) -> int:
+        nonlocal first, previous
+        first = volume.timestamp if first is None else first
+        what = "missed, inferred at" if volume.inferred else "at"
+        gap = "" if previous is None else f"  (+{volume.timestamp - previous:.3f} s)"
+        previous = volume.timestamp
+        out(f"volume {volume.index:>4}  {what} {volume.timestamp - first:.3f} s{gap}")
+        return 0 if volume.inferred else 1
+
+    listen(source, count, timeout_s, on_volume, out)
     s = source.stats
     if s.received == 0:
         out(f"no trigger {source.character!r} within {timeout_s:g} s "
@@ -155,4 +128,4 @@ def probe_lines(
         span = (counter.last_volume_time or 0.0) - (first or 0.0)
         out(f"{s.received} trigger(s) in {span:.3f} s: TR {tr}, {s.missed} missed, "
             f"{s.extra} extra, {s.ignored} other byte(s)")
-    return lines
+    return out.lines
