@@ -104,6 +104,8 @@ def open(path: str | Path) -> Session:  # noqa: A001 - the documented reader ent
     path = Path(path)
     if not path.exists():
         raise SessionReadError(f"{path}: no such file")
+    if not h5py.is_hdf5(path):
+        raise SessionReadError(f"{path}: not an HDF5 file, so not a session file")
     live = writer_alive(path)
     if not live and not opens_plainly(path):
         clear_status_flags(path)

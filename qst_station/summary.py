@@ -1,0 +1,86 @@
+"""What a session file holds, as a JSON-able dict and as text (``qst-station summary``)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from qst_station.session import Session
+
+
+def summarize(session: Session) -> dict[str, Any]:
+    """Participant, visit, parts with exit status, measures, streams and event counts."""
+    a = session.attrs
+    return {
+        "file": str(session.path),
+        "format": f"{a.get('format')} {a.get('format_version')}",
+        "participant": session.participant, "visit": session.visit,
+        "site": a.get("site", ""), "session_id": a.get("session_id", ""),
+        "status": session.status,
+        "parts": [{"part": p.number, "status": p.status, "reason": p.reason,
+                   "protocol": p.protocol, "operator": p.operator, "started_utc": p.started_utc,
+                   "duration_s": None if p.stop_time is None
+                   else round(p.stop_time - p.start_time, 3)}
+                  for p in session.parts],
+        "protocols": sorted({p.protocol for p in session.parts if p.protocol}),
+        "measures": {name: {k: v for k, v in r.items() if k != "measure"}
+                     for name, r in session.results().items()},
+        "streams": {name: _stream(s) for name, s in session.streams.items()},
+        "events": dict(sorted(Counter(e.kind for _, e in session.events).items())),
+        "scanner": _scanner(session),
+    }
+
+
+def _stream(stream: Any) -> dict[str, Any]:
+    n = len(stream.time)
+    rate = (n - 1) / stream.duration_s if n > 1 and stream.duration_s > 0 else None
+    return {"samples": n, "duration_s": round(stream.duration_s, 3),
+            "nominal_rate_hz": stream.nominal_rate,
+            "measured_rate_hz": None if rate is None else round(rate, 3),
+            "channels": stream.channels, "units": stream.units, "source": stream.source}
+
+
+def _scanner(session: Session) -> dict[str, Any] | None:
+    triggers = session.events_of("trigger")
+    if not triggers:
+        return None
+    times = np.array([e.timestamp for e in triggers])
+    inferred = sum(bool(e.payload.get("inferred")) for e in triggers)
+    tr = float(np.median(np.diff(times))) if len(times) > 1 else None
+    return {"volumes": len(triggers), "inferred": inferred,
+            "tr_s": None if tr is None else round(tr, 4),
+            "first_volume_time": float(times[0])}
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The summary as aligned text for the terminal."""
+    lines = [f"{summary['file']}  ({summary['format']})",
+             f"participant {summary['participant']}  visit {summary['visit']}  "
+             f"site {summary['site'] or '-'}  status {summary['status'].upper()}"]
+    for p in summary["parts"]:
+        took = "-" if p["duration_s"] is None else f"{p['duration_s']:.1f} s"
+        why = f" ({p['reason']})" if p["reason"] else ""
+        lines.append(f"  part {p['part']}: {p['status']}{why}, {p['protocol'] or 'no protocol'}, "
+                     f"started {p['started_utc']}, {took}")
+    lines.append("measures:" if summary["measures"] else "measures: none")
+    for name, m in summary["measures"].items():
+        lines.append(f"  {name:<6} {_value(m.get('value'))} {m.get('unit', '')}".rstrip())
+    lines.append("streams:" if summary["streams"] else "streams: none")
+    for name, s in summary["streams"].items():
+        units = ", ".join(f"{c} [{u}]" for c, u in zip(s["channels"], s["units"], strict=False))
+        rate = f"{s['nominal_rate_hz']:g} Hz" if s["nominal_rate_hz"] else "irregular"
+        lines.append(f"  {name:<12} {s['samples']:>9} samples  {s['duration_s']:>9.1f} s  "
+                     f"{rate:>9}  {units}")
+    if summary["scanner"]:
+        sc = summary["scanner"]
+        tr = "-" if sc["tr_s"] is None else f"{sc['tr_s']:g} s"
+        lines.append(f"scanner: {sc['volumes']} volumes ({sc['inferred']} inferred), TR {tr}")
+    counts = ", ".join(f"{k} {v}" for k, v in summary["events"].items()) or "none"
+    lines.append(f"events: {counts}")
+    return "\n".join(lines)
+
+
+def _value(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
