@@ -420,6 +420,40 @@ def sim_buttons(link: str | None, press_map: str, release_map: str | None,
         raise click.ClickException(str(exc)) from None
 
 
+@sim.command("ecg")
+@click.option("--rate", "rate_hz", type=click.FloatRange(100.0, 2000.0), default=500.0,
+              show_default=True, help="Sampling rate in Hz.")
+@click.option("--hr", "mean_hr_bpm", type=click.FloatRange(30.0, 200.0), default=65.0,
+              show_default=True, help="Mean heart rate in beats per minute.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the RR series and the signal noise.")
+@click.option("--duration", "duration_s", type=click.FloatRange(min=0.0, min_open=True),
+              default=None, help="Stop after this many seconds (default: run until Ctrl-C).")
+@click.option("--rr-stream/--no-rr-stream", default=True, show_default=True,
+              help="Also publish one RR interval (s) per beat on a stream of type RR.")
+@click.option("--truth", "truth_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the true beat times (LSL clock) and RR intervals (ms) to this TSV.")
+@click.option("--name", default="qst-sim-ECG", show_default=True,
+              help="LSL stream name (the RR stream's name ends in -RR instead of -ECG).")
+@SPEED
+def sim_ecg(rate_hz: float, mean_hr_bpm: float, seed: int, duration_s: float | None,
+            rr_stream: bool, truth_path: str | None, name: str, speed: float) -> None:
+    """Publish a simulated ECG (and its RR intervals) as LSL streams until Ctrl-C."""
+    if not name.strip():
+        raise click.BadParameter("must not be empty", param_hint="'--name'")
+    from sim.ecg import serve_forever
+
+    try:
+        serve_forever(rate_hz=rate_hz, mean_hr_bpm=mean_hr_bpm, seed=seed,
+                      duration_s=duration_s, rr_stream=rr_stream, truth_path=truth_path,
+                      name=name, speed=speed, echo=click.echo)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        where = f"cannot write {exc.filename}: {exc.strerror}" if exc.filename else str(exc)
+        raise click.ClickException(where) from None
+
+
 def _serve(make, what: str, link: str | None, speed: float,  # noqa: ANN001
            after_start=None) -> None:  # noqa: ANN001
     """Start a simulator built by ``make``, print where it is, run until Ctrl-C."""
@@ -478,6 +512,76 @@ def config_show(config_path: str | None) -> None:
     config = _load(config_path)
     click.echo(f"# source: {config.source}")
     click.echo(config.model_dump_json(indent=2))
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def summary(path: str, as_json: bool) -> None:
+    """What the session file at PATH holds: participant, visit, measures, streams, status."""
+    import json
+
+    from qst_station import session as session_file
+    from qst_station.summary import format_summary, summarize
+
+    try:
+        data = summarize(session_file.open(path))
+    except (session_file.SessionReadError, OSError, RuntimeError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(json.dumps(data, indent=2) if as_json else format_summary(data))
+
+
+# ---------------------------------------------------------------------------- export
+
+
+@main.command("export")
+@click.argument("session_path", metavar="SESSION.h5")
+@click.option("--bids", "bids_dir", metavar="DIR", default=None,
+              help="BIDS dataset directory: events, stimulus traces and physio of one run.")
+@click.option("--subject", default=None, help="BIDS subject label (default: the participant).")
+@click.option("--session", "session_label", default=None,
+              help="BIDS session label (default: the visit).")
+@click.option("--task", default=None, help="BIDS task label (needed with --bids).")
+@click.option("--run", type=click.IntRange(min=0), default=None,
+              help="Export only this fMRI run ('fmri-run' phases) and label the files run-N.")
+@click.option("--csv", "csv_dir", metavar="DIR", default=None,
+              help="Directory for trials.csv, measures.csv, events.csv and streams.csv.")
+def export(session_path: str, bids_dir: str | None, subject: str | None,
+           session_label: str | None, task: str | None, run: int | None,
+           csv_dir: str | None) -> None:
+    """Export a session file as BIDS (fMRI events, stim, physio) and/or tidy CSV tables."""
+    from qst_station import session as session_file
+    from qst_station.export_bids import BidsExportError, check_label, classify, export_bids
+    from qst_station.export_csv import export_csv
+
+    if not bids_dir and not csv_dir:
+        raise click.ClickException("nothing to export: give --bids DIR and/or --csv DIR")
+    given = [name for name, value in (("--subject", subject), ("--session", session_label),
+                                      ("--task", task), ("--run", run)) if value is not None]
+    if not bids_dir and given:
+        raise click.ClickException(f"{given[0]} needs --bids")
+    if bids_dir and not task:
+        raise click.ClickException("--bids needs --task")
+    try:
+        s = session_file.open(session_path)
+        written = []
+        if bids_dir:
+            subject = check_label("subject", subject or s.participant)
+            session_label = check_label("session", session_label or s.visit)
+            written += export_bids(s, bids_dir, subject, session_label, task, run)
+            for stream in s.streams.values():
+                role = classify(stream)
+                if role.kind == "skip":
+                    click.echo(f"skipped stream {stream.name}: {role.reason}")
+        if csv_dir:
+            written += export_csv(s, csv_dir)
+    except (session_file.SessionReadError, BidsExportError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        where = f"cannot write {exc.filename}: {exc.strerror}" if exc.filename else str(exc)
+        raise click.ClickException(where) from None
+    for path in written:
+        click.echo(str(path))
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ class Stream:
     nominal_rate: float
     source: str
     part: np.ndarray  # part number of each row
+    lsl_type: str = ""
 
     @property
     def duration_s(self) -> float:
@@ -86,8 +87,8 @@ class Session:
         return [event for _, event in self.events if event.kind == kind]
 
     def trials(self) -> list[dict[str, Any]]:
-        """One row per ``trial`` event: time, part and the payload's fields."""
-        return [{"time": e.timestamp, "part": p, **e.payload}
+        """One row per ``trial`` event: the payload's fields, then the event's time and part."""
+        return [{**e.payload, "time": e.timestamp, "part": p}
                 for p, e in self.events if e.kind == "trial"]
 
     def results(self) -> dict[str, dict[str, Any]]:
@@ -165,7 +166,8 @@ def _join(name: str, groups: builtins.list[tuple[int, h5py.Group]]) -> Stream:
     first = groups[-1][1].attrs
     return Stream(name, np.concatenate(times), np.concatenate(values),
                   json.loads(first["channels"]), json.loads(first["units"]),
-                  float(first["nominal_rate"]), str(first["source"]), np.concatenate(part))
+                  float(first["nominal_rate"]), str(first["source"]), np.concatenate(part),
+                  str(first.get("lsl_type", "")))
 
 
 def _events(group: h5py.Group) -> builtins.list[Event]:
