@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 import click
 
@@ -120,6 +121,9 @@ def run(config_path: str | None, speed: float, headless: bool) -> None:
 
         try:
             run_demo(config, clock, print_line=click.echo)
+            click.echo("")
+            _record_demo(default_demo_path("DEMO01", "baseline"), clock, DEMO_PLAN_HEADLESS,
+                         "DEMO01", "baseline")
         except Exception as exc:  # noqa: BLE001 - one clear line, not a traceback
             raise click.ClickException(str(exc)) from None
         return
@@ -529,6 +533,57 @@ def summary(path: str, as_json: bool) -> None:
     except (session_file.SessionReadError, OSError, RuntimeError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(json.dumps(data, indent=2) if as_json else format_summary(data))
+
+
+# ---------------------------------------------------------------------------- demo session
+
+DEMO_PLAN_HEADLESS = {"volumes": 10, "tr_s": 2.0, "every": 4}
+
+
+def default_demo_path(participant: str, visit: str) -> Path:
+    """sessions/sub-<participant>_ses-<visit>_<UTC time>.h5 under the working directory."""
+    import datetime as dt
+
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return Path("sessions") / f"sub-{participant}_ses-{visit}_{stamp}.h5"
+
+
+def _record_demo(path: Path, clock, plan: dict, participant: str,  # noqa: ANN001
+                 visit: str) -> None:
+    from qst_station import session as session_file
+    from qst_station.demo_session import DemoPlan, record_demo_session
+    from qst_station.summary import format_summary, summarize
+
+    record_demo_session(path, clock, DemoPlan(**plan), participant, visit,
+                        print_line=click.echo)
+    click.echo(format_summary(summarize(session_file.open(path))))
+    click.echo(f"next: qst-station export {path} --bids bids --task heat --csv tables")
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False), required=False)
+@click.option("--volumes", type=click.IntRange(4, 2000), default=16, show_default=True)
+@click.option("--tr", "tr_s", type=click.FloatRange(0.5, 10.0), default=2.0, show_default=True,
+              help="Repetition time, s.")
+@click.option("--every", type=click.IntRange(1, 100), default=4, show_default=True,
+              help="A heat stimulus every N volumes (from volume 3).")
+@click.option("--participant", default="DEMO01", show_default=True)
+@click.option("--visit", default="baseline", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@SPEED
+def demo(path: str | None, volumes: int, tr_s: float, every: int, participant: str,
+         visit: str, seed: int, speed: float) -> None:
+    """Record a simulated fMRI heat-pain run (TCS II, scanner, ECG via LSL) into PATH."""
+    from qst_station.session_writer import SessionFileError
+
+    target = Path(path) if path else default_demo_path(participant, visit)
+    if target.exists():
+        raise click.BadParameter(f"{target} exists; choose a new file", param_hint="PATH")
+    plan = {"volumes": volumes, "tr_s": tr_s, "every": every, "seed": seed}
+    try:
+        _record_demo(target, _clock(speed), plan, participant, visit)
+    except (ValueError, SessionFileError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 # ---------------------------------------------------------------------------- export

@@ -74,6 +74,11 @@ _LEVELS = {
 }
 
 
+# Stimulators stream sparsely at rest (the TCS II at 1 Hz between stimuli, 100 Hz during
+# them): their traces are interpolated across such pauses, n/a only across longer gaps.
+STIM_MAX_GAP_S = 2.5
+
+
 class BidsExportError(ValueError):
     """The session cannot be exported as asked (no volumes, bad label, unknown run)."""
 
@@ -296,7 +301,8 @@ def _write_stream(func: Path, stem: str, task: str, stream: Stream,
                   ) -> list[Path]:
     """The stim or physio pair of files of one stream (none if skipped or empty)."""
     role = classify(stream)
-    trace = resample(stream, span) if role.kind != "skip" else None
+    max_gap = STIM_MAX_GAP_S if role.kind == "stim" else None
+    trace = resample(stream, span, max_gap) if role.kind != "skip" else None
     if trace is None:
         return []
     label = role.label if role.label not in labels else role.label + _alnum(stream.name)
@@ -320,9 +326,11 @@ def _write_stream(func: Path, stem: str, task: str, stream: Stream,
     return _write_trace(base, data, meta)
 
 
-def resample(stream: Stream, span: tuple[float, float]) -> _Trace | None:
+def resample(stream: Stream, span: tuple[float, float], max_gap_s: float | None = None
+             ) -> _Trace | None:
     """The stream's samples in ``span`` on a uniform grid at its nominal rate (or its median
-    rate if irregular); NaN inside gaps longer than 10 periods (at least 0.1 s)."""
+    rate if irregular); NaN inside gaps longer than ``max_gap_s`` (default: 10 periods, at
+    least 0.1 s)."""
     inside = (stream.time >= span[0]) & (stream.time <= span[1])
     time, values = stream.time[inside], stream.values[inside].astype(np.float64)
     if len(time) < 2 or time[-1] <= time[0]:
@@ -334,7 +342,8 @@ def resample(stream: Stream, span: tuple[float, float]) -> _Trace | None:
     out = np.column_stack([np.interp(grid, time, values[:, i])
                            for i in range(values.shape[1])])
     after = np.clip(np.searchsorted(time, grid, side="right") - 1, 0, len(time) - 2)
-    gap = time[after + 1] - time[after] > max(10.0 / rate, 0.1)
+    limit = max(10.0 / rate, 0.1) if max_gap_s is None else max_gap_s
+    gap = time[after + 1] - time[after] > limit
     out[gap & (grid > time[after])] = np.nan
     return _Trace(rate, float(grid[0]), out)
 

@@ -1,0 +1,229 @@
+"""A simulated fMRI heat-pain run, recorded end to end into a session file.
+
+Everything is simulated but real on the wire: the TCS II on a pty, a scanner trigger box
+on a pty, an ECG published on LSL (this machine only) and recorded back through an LSL
+inlet, a participant who rates each stimulus. Heat stimuli start from the trigger reader
+thread on scheduled volumes (locked to the scanner); stimuli, ratings, volumes, device
+status, thermode temperatures and the ECG go into one recording, which the HDF5 writer
+stores and the LSL publisher sends out.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from drivers.tcs import TcsDriver
+from drivers.trigger_box import SerialTriggerSource
+from drivers.volumes import Volume, VolumeCounter
+from qst_station.clock import Clock
+from qst_station.lsl_inlets import LslInletRecorder
+from qst_station.lsl_outlets import LslPublisher
+from qst_station.recorders import record_status, record_thermode, record_triggers
+from qst_station.recording import Recording, SessionInfo
+from qst_station.session_writer import SessionWriter
+from sim.ecg import EcgSimulator
+from sim.participant import SimulatedParticipant
+from sim.scanner import SimulatedScanner
+from sim.tcs import SimulatedTcs
+
+TARGETS_C = (44.0, 46.0, 45.0, 47.0)
+BASELINE_C = 32.0
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    volumes: int = 16
+    tr_s: float = 2.0
+    every: int = 4  # a stimulus on volumes 3, 3 + every, ...
+    first: int = 3
+    hold_ms: int = 2000  # ramp + plateau (TCS duration)
+    rate_c_per_s: float = 20.0
+    ecg_rate_hz: float = 500.0
+    seed: int = 0
+
+    def stimulus_volumes(self) -> list[int]:
+        return list(range(self.first, self.volumes + 1, self.every))
+
+    def check(self) -> None:
+        rise = (max(TARGETS_C) - BASELINE_C) / self.rate_c_per_s
+        needs = self.hold_ms / 1000 + rise + 0.5
+        if self.every * self.tr_s < needs:
+            raise ValueError(f"stimuli every {self.every} volumes of {self.tr_s:g} s leave "
+                             f"{self.every * self.tr_s:g} s; each needs {needs:.1f} s")
+
+
+class _Stimulator:
+    """Starts the pre-programmed stimulus when a scheduled volume arrives.
+
+    The trigger reader only hands the volume over (it must stay free to stamp the next
+    trigger); a thread of its own sends ``L``. Settings are verified when the stimulus is
+    programmed, so nothing but ``L`` goes out at the critical moment.
+    """
+
+    def __init__(self, tcs: TcsDriver, recording: Recording, plan: DemoPlan) -> None:
+        self.tcs, self.recording, self.plan = tcs, recording, plan
+        self.schedule = dict(zip(plan.stimulus_volumes(), itertools.cycle(TARGETS_C),
+                                 strict=False))
+        self.given: list[tuple[int, float, float]] = []  # (trial, target, onset)
+        self.errors: list[str] = []
+        self.changed = threading.Event()
+        self._volumes: queue.SimpleQueue[Volume | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="demo-stimulator", daemon=True)
+        self._thread.start()
+
+    def prepare(self, target: float) -> None:
+        self.tcs.configure(0, target=target, rise=self.plan.rate_c_per_s,
+                           ret=self.plan.rate_c_per_s, duration_ms=self.plan.hold_ms)
+        self.tcs.verify_settings()
+
+    def on_volume(self, volume: Volume) -> None:
+        """Trigger-reader thread: pass scheduled volumes on."""
+        if volume.index in self.schedule and not volume.inferred:
+            self._volumes.put(volume)
+
+    def close(self) -> None:
+        self._volumes.put(None)
+        self._thread.join(timeout=5.0)
+
+    def _serve(self) -> None:
+        while (volume := self._volumes.get()) is not None:
+            self._start(volume)
+
+    def _start(self, volume: Volume) -> None:
+        target = self.schedule[volume.index]
+        try:
+            self.tcs.start()
+        except Exception as error:  # noqa: BLE001 - recorded; the run goes on safely
+            self.errors.append(f"volume {volume.index}: {error}")
+            self.recording.event("note", {"message": f"stimulus not given: {error}"})
+            return
+        onset = self.recording.clock.now()
+        trial = len(self.given) + 1
+        self.given.append((trial, target, onset))
+        self.recording.event("stimulus_onset", {
+            "device": "tcs2", "modality": "heat", "target": target, "unit": "degC",
+            "zones": [1, 2, 3, 4, 5], "trial": trial, "volume": volume.index}, onset)
+        self.changed.set()
+
+
+def record_demo_session(path: str | Path, clock: Clock, plan: DemoPlan | None = None,
+                        participant: str = "DEMO01", visit: str = "baseline",
+                        publish: bool = True, print_line: Callable[[str], None] = print
+                        ) -> Recording:
+    """Run the plan and record it into ``path`` (a new file); returns the stopped recording."""
+    plan = plan or DemoPlan()
+    plan.check()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    recording = Recording(clock)
+    writer = SessionWriter(path)
+    recording.subscribe(writer)
+    if publish:
+        recording.subscribe(LslPublisher(station="qst-station-demo"))
+    ecg_name = f"qst-demo-ECG-{uuid.uuid4().hex[:8]}"
+    with ExitStack() as stack:
+        tcs_sim = stack.enter_context(SimulatedTcs(clock, seed=plan.seed))
+        scanner = SimulatedScanner(plan.tr_s, volumes=plan.volumes, clock=clock,
+                                   seed=plan.seed, start_delay_s=plan.tr_s)
+        stack.callback(scanner.stop)
+        ecg = EcgSimulator(plan.ecg_rate_hz, seed=plan.seed, clock=clock, name=ecg_name,
+                           truth_path=path.with_name(path.stem + "_rr-truth.tsv"))
+        stack.callback(ecg.close)
+        tcs = TcsDriver(tcs_sim.port, clock=clock, quiet_s=0.05)
+        device = tcs.connect()
+        stack.callback(tcs.disconnect)
+        triggers = SerialTriggerSource(scanner.port, character=b"5", clock=clock,
+                                       counter=VolumeCounter(tr_s=plan.tr_s))
+        ecg_inlet = LslInletRecorder(recording, ecg_name, name="ecg", resolve_timeout_s=5.0)
+        ecg.start()
+        ecg_inlet.connect()
+        stack.callback(ecg_inlet.disconnect)
+        record_thermode(recording, tcs, source=f"TCS II {device.firmware} on {tcs_sim.port}")
+        record_triggers(recording, triggers)
+        for name, source in (("tcs2", tcs), ("scanner", triggers), ("ecg", ecg_inlet)):
+            record_status(recording, source, name)
+        stimulator = _Stimulator(tcs, recording, plan)
+        stack.callback(stimulator.close)
+        triggers.subscribe(stimulator.on_volume)
+        recording.start(SessionInfo(
+            participant, visit, protocol="demo-fmri-heat", operator="demo",
+            devices=({"kind": "tcs2", "identity": device.identity,
+                      "firmware": device.firmware, "port": tcs_sim.port},
+                     {"kind": "trigger-box", "port": scanner.port},
+                     {"kind": "lsl-inlet", "stream": ecg_name})))
+        print_line(f"recording {path}: {plan.volumes} volumes, TR {plan.tr_s:g} s, heat on "
+                   f"volumes {plan.stimulus_volumes()}, ECG {plan.ecg_rate_hz:g} Hz via LSL")
+        triggers.connect()
+        stack.callback(triggers.disconnect)
+        tcs.set_streaming(idle=True, stimulation=True)
+        tcs.enable_zones([1, 2, 3, 4, 5])
+        tcs.set_baseline(BASELINE_C)
+        _run(recording, tcs, scanner, stimulator, plan, print_line)
+    writer.wait(30.0)
+    if writer.error:
+        raise RuntimeError(f"the session file was not completed: {writer.error}")
+    return recording
+
+
+def _run(recording: Recording, tcs: TcsDriver, scanner: SimulatedScanner,
+         stimulator: _Stimulator, plan: DemoPlan, print_line: Callable[[str], None]) -> None:
+    """Prepare each stimulus, rate it, end the run after the last volume."""
+    clock = recording.clock
+    participant = SimulatedParticipant(seed=plan.seed)
+    recording.event("phase", {"name": "fmri-run", "state": "start", "run": 1})
+    stimulator.prepare(TARGETS_C[0])
+    scanner.start()
+    pending: list[tuple[float, str, dict[str, object]]] = []
+    rated = 0
+    status = "success"
+    try:
+        end = clock.now() + plan.tr_s * (plan.volumes + 1) + 1.0
+        while clock.now() < end or pending:
+            stimulator.changed.wait(0.02 / clock.speed)
+            stimulator.changed.clear()
+            while rated < len(stimulator.given):
+                trial, target, onset = stimulator.given[rated]
+                rated += 1
+                offset = onset + plan.hold_ms / 1000
+                rating, delay = participant.rate_heat(target)
+                pending.append((offset, "stimulus_offset", {"trial": trial, "device": "tcs2"}))
+                pending.append((offset + delay, "rating", {
+                    "scale": "NRS 0-100", "value": rating, "stimulus": trial}))
+                if rated < len(stimulator.schedule):
+                    next_target = TARGETS_C[rated % len(TARGETS_C)]
+                    _prepare_when_idle(tcs, stimulator, next_target, clock)
+            pending = _emit_due(recording, pending, print_line)
+    except KeyboardInterrupt:
+        status = "aborted"
+        tcs.abort()
+    finally:
+        recording.event("phase", {"name": "fmri-run", "state": "end", "run": 1})
+        recording.stop(status, "" if status == "success" else "interrupted by the operator")
+    if stimulator.errors:
+        print_line("stimuli not given: " + "; ".join(stimulator.errors))
+
+
+def _prepare_when_idle(tcs: TcsDriver, stimulator: _Stimulator, target: float,
+                       clock: Clock) -> None:
+    """Program the next stimulus once the probe is back at baseline (the driver is idle)."""
+    deadline = clock.now() + 30.0
+    while tcs.busy and clock.now() < deadline:
+        clock.sleep(0.05)
+    stimulator.prepare(target)
+
+
+def _emit_due(recording: Recording, pending: list[tuple[float, str, dict[str, object]]],
+              print_line: Callable[[str], None]) -> list[tuple[float, str, dict[str, object]]]:
+    now = recording.clock.now()
+    for when, kind, payload in sorted(p for p in pending if p[0] <= now):
+        recording.event(kind, payload, when)
+        if kind == "rating":
+            print_line(f"  trial {payload['stimulus']}: rated {payload['value']:g}/100")
+    return [p for p in pending if p[0] > now]
