@@ -11,6 +11,7 @@ from pytestqt.qtbot import QtBot
 
 from qst_station.clock import SimulatedClock
 from qst_station.gui.devices_window import DevicePanel, DevicesWindow
+from qst_station.gui.ppt_panel import PptPanel
 
 TIMEOUT_MS = 8000
 
@@ -77,3 +78,22 @@ def test_disconnect_returns_to_the_start(qtbot: QtBot, devices: DevicesWindow) -
     qtbot.waitUntil(lambda: panel.connect_button.isEnabled(), timeout=TIMEOUT_MS)
     assert panel.driver is None and panel.kind == "disconnected"
     assert not any(b.isEnabled() for b in panel.action_buttons)
+
+
+def test_algometer_tab_shows_ppt_feedback(qtbot: QtBot, devices: DevicesWindow) -> None:
+    algometer = devices.panels[0]
+    ppt = algometer.view
+    assert isinstance(ppt, PptPanel) and ppt.isVisible()
+    connect(qtbot, algometer)
+    press = algometer.action_buttons[0]
+    qtbot.mouseClick(press, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: ppt.tracker.trial is not None and ppt.tracker.trial.elapsed_s > 1.5,
+                    timeout=TIMEOUT_MS)
+    devices.activateWindow()
+    qtbot.waitUntil(devices.isActiveWindow, timeout=TIMEOUT_MS)
+    press.setFocus()
+    qtbot.keyClick(press, Qt.Key.Key_Space)  # Space is Capture, even on a focused button
+    qtbot.waitUntil(lambda: ppt.captures_list.count() == 1, timeout=TIMEOUT_MS)
+    [capture] = ppt.tracker.captures
+    assert capture.kpa > 50.0 and capture.source == "examiner"
+    assert ppt.status_label.text().startswith(f"Trial 1: PPT {capture.kpa:.0f} kPa")

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from drivers.errors import DeviceError
 from qst_station.clock import Clock
+from qst_station.gui.ppt_panel import PptPanel
 from qst_station.live_buffer import LiveBuffer
 
 COLORS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#555555")
@@ -46,6 +47,7 @@ class DeviceSpec:
     values: Callable[[Any], tuple[float, ...]] = lambda sample: tuple(sample.all)
     actions: list[tuple[str, Callable[[Any, Any], object]]] = field(default_factory=list)
     stop: Callable[[Any], object] = lambda driver: driver.abort()
+    view: Callable[[Clock], PptPanel] | None = None  # replaces the rolling plot; fed samples
 
 
 class _Bridge(QObject):
@@ -86,15 +88,20 @@ class DevicePanel(QWidget):
             self.action_buttons.append(button)
         actions.addStretch(1)
         layout.addLayout(actions)
+        self.view = spec.view(clock) if spec.view is not None else None
+        self.curves: list[pg.PlotDataItem] = []
+        layout.addWidget(self.view if self.view is not None else self._build_plot(), stretch=1)
+
+    def _build_plot(self) -> pg.PlotWidget:
         self.plot = pg.PlotWidget()
-        self.plot.setLabel("left", spec.unit)
+        self.plot.setLabel("left", self.spec.unit)
         self.plot.setLabel("bottom", "Time before now", units="s")
         self.plot.setXRange(-WINDOW_S, 0, padding=0)
         self.plot.showGrid(x=True, y=True, alpha=0.3)
         self.plot.addLegend(offset=(10, 10))
         self.curves = [self.plot.plot([], [], name=name, pen=pg.mkPen(color, width=2))
-                       for name, color in zip(spec.channels, COLORS, strict=False)]
-        layout.addWidget(self.plot, stretch=1)
+                       for name, color in zip(self.spec.channels, COLORS, strict=False)]
+        return self.plot
 
     def connect_device(self) -> None:
         self.connect_button.setEnabled(False)
@@ -147,6 +154,8 @@ class DevicePanel(QWidget):
 
     def _on_sample(self, sample: Any) -> None:
         self.buffer.append(sample.timestamp, self.spec.values(sample))
+        if self.view is not None:
+            self.view.feed(sample)  # thread-safe: the view drains it on the GUI thread
 
     def _show(self, kind: str, message: str) -> None:
         if kind in ("connected", "disconnected", "lost", "busy"):
@@ -163,6 +172,8 @@ class DevicePanel(QWidget):
         self.state.setText(message)
 
     def refresh(self) -> None:
+        if not self.curves:
+            return  # a view of its own (PptPanel) redraws on its own timer
         times, values = self.buffer.snapshot()
         if not len(times):
             return
@@ -253,7 +264,7 @@ def default_specs() -> list[DeviceSpec]:
                    actions=[("Examiner presses (50 kPa/s)", lambda d, s: s.press(50.0)),
                             ("Release", lambda d, s: s.release()),
                             ("Zero", lambda d, s: d.tare())],
-                   stop=lambda d: None),
+                   stop=lambda d: None, view=PptPanel),
         DeviceSpec("Cuff (OCP/1)", ("outlet 1", "target 1", "outlet 2", "target 2", "VAS cm"),
                    "kPa / cm", cuff, values=lambda s: tuple(s.all[:5]),
                    actions=[("Ramp 1 kPa/s to VAS max", cuff_ramp),
