@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from qst_station.recording import StreamSpec, Subscriber
+
 
 class LiveBuffer:
     """Keeps the newest ``capacity`` rows of (timestamp, channel values...).
@@ -26,6 +28,16 @@ class LiveBuffer:
             self._data[self._count % self._capacity] = (timestamp, *values)
             self._count += 1
 
+    def extend(self, timestamps: np.ndarray, values: np.ndarray) -> None:
+        """Append a block of rows (``values[n, channels]``)."""
+        rows = np.column_stack([timestamps, values])[-self._capacity:]
+        with self._lock:
+            start = self._count % self._capacity
+            first = min(len(rows), self._capacity - start)
+            self._data[start:start + first] = rows[:first]
+            self._data[:len(rows) - first] = rows[first:]
+            self._count += len(rows)
+
     def __len__(self) -> int:
         return min(self._count, self._capacity)
 
@@ -42,3 +54,22 @@ class LiveBuffer:
             if not self._count:
                 return None
             return self._data[(self._count - 1) % self._capacity].copy()
+
+
+class LiveBuffers(Subscriber):
+    """A recording subscriber keeping the newest ``seconds`` of every stream for live plots."""
+
+    def __init__(self, seconds: float = 30.0, irregular_capacity: int = 12000) -> None:
+        self.seconds = seconds
+        self.irregular_capacity = irregular_capacity
+        self.buffers: dict[str, LiveBuffer] = {}
+
+    def on_stream(self, spec: StreamSpec) -> None:
+        rate = spec.nominal_rate
+        capacity = int(rate * self.seconds * 1.25) if rate > 0 else self.irregular_capacity
+        self.buffers[spec.name] = LiveBuffer(spec.width, max(capacity, 16))
+
+    def on_samples(self, spec: StreamSpec, timestamps: np.ndarray, values: np.ndarray) -> None:
+        buffer = self.buffers.get(spec.name)
+        if buffer is not None:
+            buffer.extend(timestamps, values)
