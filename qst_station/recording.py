@@ -22,6 +22,7 @@ import numpy as np
 from drivers.notifier import call_each
 from qst_station import __version__
 from qst_station.clock import Clock
+from qst_station.privacy import identifying_reason
 
 EXIT_STATUSES = ("success", "aborted", "failed")
 EVENT_KINDS = frozenset({
@@ -110,8 +111,9 @@ class Subscriber:
 class Recording:
     """The run's single source of truth; thread-safe."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, refuse_identifying_codes: bool = False) -> None:
         self.clock = clock
+        self.refuse_identifying_codes = refuse_identifying_codes
         self.info: SessionInfo | None = None
         self.state = "idle"  # idle -> recording -> stopped
         self.streams: dict[str, StreamSpec] = {}
@@ -134,6 +136,9 @@ class Recording:
         with self._lock:
             if self.state != "idle":
                 raise RecordingError(f"cannot start: the run is {self.state}")
+            why = identifying_reason(info.participant) if self.refuse_identifying_codes else None
+            if why:
+                raise RecordingError(f"{why}; use a pseudonymous code")
             started = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
             now = self.clock.now()
             for subscriber in self._subscribers:
