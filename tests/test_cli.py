@@ -337,43 +337,51 @@ def test_sim_tcs_link_in_missing_directory_is_one_line(tmp_path: Path) -> None:
     assert str(link) in _one_line_error(result.stderr)
 
 
-def _check_headless_demo(output: str) -> None:
+def _check_headless_demo(output: str, cwd: Path) -> None:
     lines = output.splitlines()
     assert any("firmware 2.4-sim, probe SIM-0001" in line for line in lines), output
     header = next(line for line in lines if "zone1" in line)
     assert header.split() == ["time", "neutral", "zone1", "zone2", "zone3", "zone4", "zone5"]
-    rows = [line.split() for line in lines[lines.index(header) + 1:] if line[:1] == " "]
+    table = lines[lines.index(header) + 1:lines.index("")]
+    rows = [line.split() for line in table if line[:1] == " "]
     assert len(rows) >= 5, output
     peak = max(float(row[2]) for row in rows)
     assert 44.0 <= peak <= 45.5, f"zone 1 never reached the 45 °C target: {output}"
     assert any(line.endswith("samples streamed; device reports no errors") for line in lines)
     assert "Traceback" not in output
+    # then a simulated fMRI run is recorded, summarized, and the export command suggested
+    recorded = list((cwd / "sessions").glob("sub-DEMO01_ses-baseline_*.h5"))
+    assert len(recorded) == 1, output
+    assert "participant DEMO01  visit baseline  site -  status SUCCESS" in lines
+    assert any(line.startswith("scanner: 10 volumes (") for line in lines), output
+    assert lines[-1].startswith(f"next: qst-station export sessions/{recorded[0].name} --bids")
 
 
-def test_run_headless_subprocess() -> None:
+def test_run_headless_subprocess(tmp_path: Path) -> None:
     result = subprocess.run(
         [*CLI, "run", "--headless", "--speed", "5"],
-        capture_output=True, text=True, timeout=60, env=ENV,
+        capture_output=True, text=True, timeout=60, env=ENV, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    _check_headless_demo(result.stdout)
+    _check_headless_demo(result.stdout, tmp_path)
     assert "no display found" not in result.stdout
 
 
-def test_run_without_display_falls_back_to_headless_demo() -> None:
+def test_run_without_display_falls_back_to_headless_demo(tmp_path: Path) -> None:
     env = {
         k: v for k, v in ENV.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
     }
     assert "LSLAPICFG" in env
     result = subprocess.run(
-        [*CLI, "run", "--speed", "5"], capture_output=True, text=True, timeout=60, env=env
+        [*CLI, "run", "--speed", "5"], capture_output=True, text=True, timeout=60, env=env,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[0] == (
         "qst-station: no display found (DISPLAY and WAYLAND_DISPLAY are not set); "
         "running the headless demo instead."
     )
-    _check_headless_demo(result.stdout)
+    _check_headless_demo(result.stdout, tmp_path)
 
 
 def test_display_problem_names_missing_qt_system_libraries(
