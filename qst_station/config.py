@@ -21,6 +21,7 @@ from pydantic import (
     Tag,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from drivers.thermal_safety import DEFAULT_ENVELOPE, HARD_MAX_C, ThermalLimits
@@ -87,6 +88,25 @@ class TcsConfig(_Strict):
         return self.port == SIMULATED
 
 
+class LslInletConfig(_Strict):
+    """An LSL stream to record into the session: by ``stream`` name, or ``prop`` = ``value``."""
+
+    driver: Literal["lsl-inlet"]
+    stream: str | None = Field(None, min_length=1)  # the LSL stream's name
+    prop: str | None = Field(None, min_length=1)  # or an LSL property, e.g. "type"
+    value: str | None = Field(None, min_length=1)  # ... and its value, e.g. "ECG"
+    resolve_timeout_s: float = Field(5.0, gt=0.0, le=60.0)
+    lost_after_s: float = Field(2.0, gt=0.0, le=60.0)  # a regular stream silent this long
+
+    @model_validator(mode="after")
+    def _one_choice(self) -> LslInletConfig:
+        if (self.prop is None) != (self.value is None):
+            raise ValueError("prop and value go together (e.g. prop = \"type\", value = \"ECG\")")
+        if (self.stream is None) == (self.prop is None):
+            raise ValueError("name the stream: either stream, or prop and value")
+        return self
+
+
 class StationInfo(_Strict):
     name: str = "qst-station"
     site: str = ""
@@ -99,7 +119,7 @@ def _driver_of(value: object) -> str:
 
 
 DRIVERS = ("tcs2", "medoc", "wagner-fdix", "ocp1-cuff", "trigger-box", "lsl-markers",
-           "button-box")
+           "button-box", "lsl-inlet")
 DeviceConfig = Annotated[
     Annotated[TcsConfig, Tag("tcs2")]
     | Annotated[MedocConfig, Tag("medoc")]
@@ -107,7 +127,8 @@ DeviceConfig = Annotated[
     | Annotated[CuffConfig, Tag("ocp1-cuff")]
     | Annotated[TriggerBoxConfig, Tag("trigger-box")]
     | Annotated[LslTriggerConfig, Tag("lsl-markers")]
-    | Annotated[ButtonBoxConfig, Tag("button-box")],
+    | Annotated[ButtonBoxConfig, Tag("button-box")]
+    | Annotated[LslInletConfig, Tag("lsl-inlet")],
     Discriminator(_driver_of, custom_error_type="unknown_driver",
                   custom_error_message=f"driver must be one of {', '.join(DRIVERS)}"),
 ]

@@ -389,3 +389,43 @@ def test_bench_device_errors_name_the_field(
     message = _error(path)
     assert "\n" not in message
     assert f" {field}: " in message and problem in message, message
+
+
+# ------------------------------------------------------------------ LSL streams to record
+
+
+def test_lsl_inlet_entries_choose_a_stream_by_name_or_property(tmp_path: Path) -> None:
+    from qst_station.config import LslInletConfig
+
+    text = ('[devices.ecg]\ndriver = "lsl-inlet"\nprop = "type"\nvalue = "ECG"\n\n'
+            '[devices.cues]\ndriver = "lsl-inlet"\nstream = "PsychoPy markers"\n'
+            "resolve_timeout_s = 10\n")
+    config = load_config(_write(tmp_path, text))
+    ecg, cues = config.devices["ecg"], config.devices["cues"]
+    assert isinstance(ecg, LslInletConfig) and isinstance(cues, LslInletConfig)
+    assert (ecg.stream, ecg.prop, ecg.value, ecg.resolve_timeout_s) == (None, "type", "ECG", 5.0)
+    assert (cues.stream, cues.resolve_timeout_s, cues.lost_after_s) == (
+        "PsychoPy markers", 10.0, 2.0)
+    assert StationConfig.model_validate_json(config.model_dump_json()).devices == config.devices
+
+
+@pytest.mark.parametrize(
+    ("entry", "where", "problem"),
+    [
+        ("", "1: devices.x:", "either stream, or prop and value"),
+        ('prop = "type"\n', "1: devices.x:", "prop and value go together"),
+        ('stream = "a"\nprop = "type"\nvalue = "ECG"\n', "1: devices.x:",
+         "either stream, or prop and value"),
+        ('stream = ""\n', "3: devices.x.stream:", "at least 1 character"),
+        ('stream = "a"\nresolve_timeout_s = 0\n', "4: devices.x.resolve_timeout_s:",
+         "greater than 0"),
+        ('stream = "a"\nname = "b"\n', "4: devices.x.name:", "Extra inputs"),
+    ],
+    ids=["no-choice", "prop-alone", "both", "empty-name", "zero-timeout", "unknown-key"],
+)
+def test_lsl_inlet_errors_are_one_line(tmp_path: Path, entry: str, where: str,
+                                       problem: str) -> None:
+    path = _write(tmp_path, '[devices.x]\ndriver = "lsl-inlet"\n' + entry)
+    message = _error(path)
+    assert message.startswith(f"{path}:{where} "), message
+    assert problem in message, message
