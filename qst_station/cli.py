@@ -500,7 +500,9 @@ def config_check(path: str) -> None:
     for name, device in config.devices.items():
         where = getattr(device, "port", None) if not hasattr(device, "host") else (
             f"{device.host}:{device.port}")
-        line = f"{name}: {device.driver} on {where or getattr(device, 'stream', '?')}"
+        stream = getattr(device, "stream", None) or (
+            f"{device.prop}={device.value}" if getattr(device, "prop", None) else "?")
+        line = f"{name}: {device.driver} on {where or stream}"
         limits = getattr(device, "limits", None)
         if limits is not None:
             line += (f", {limits.min_celsius:g}-{limits.max_celsius:g} °C, "

@@ -257,7 +257,7 @@ def _response_row(event: Event) -> dict[str, Any]:
     p = event.payload
     return {"onset": event.timestamp, "duration": 0.0, "trial_type": "response",
             "value": p.get("value"), "response_source": p.get("source"),
-            "response_kind": p.get("kind")}
+            "response_kind": p.get("action")}
 
 
 def _write_events(stem: Path, events: list[tuple[int, Event]], span: tuple[float, float],

@@ -23,7 +23,7 @@ TIME_COLUMNS = ["time", "session_time", "part"]
 MEASURE_COLUMNS = ["measure", "value", "unit", "transform", "trials", "flags"]
 EVENT_FIELDS = ["name", "state", "run", "device", "modality", "target", "unit", "trial",
                 "scale", "value", "stimulus", "source", "volume", "inferred", "test",
-                "measure", "stream", "message"]
+                "measure", "stream", "message", "action"]
 STREAM_COLUMNS = ["name", "samples", "duration_s", "nominal_rate", "effective_rate",
                   "channels", "units", "source", "parts", "start_time", "end_time"]
 

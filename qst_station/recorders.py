@@ -46,7 +46,7 @@ def record_triggers(recording: Recording, source: Any, name: str = "scanner"
 def record_responses(recording: Recording, source: Any) -> Callable[[], None]:
     """Each participant response as a ``response`` event."""
     def on_response(response: Any) -> None:
-        recording.event("response", {"source": response.source, "kind": response.kind,
+        recording.event("response", {"source": response.source, "action": response.kind,
                                      "value": response.value}, response.timestamp)
 
     return source.subscribe(on_response)

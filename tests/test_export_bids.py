@@ -78,7 +78,7 @@ def build_session(path: Path, triggers: bool = True, runs: bool = False, dummies
             recording.event("stimulus_offset", stim, BASE + offset)
             recording.event("rating", {"scale": "NRS 0-100", "value": 40 + trial,
                                        "stimulus": trial}, BASE + offset + 1.0)
-    recording.event("response", {"source": "buttons", "kind": "press", "value": 2}, BASE + 9.0)
+    recording.event("response", {"source": "buttons", "action": "press", "value": 2}, BASE + 9.0)
     recording.event("phase", {"name": "HPT", "state": "start"}, BASE + 5.0)
     recording.event("phase", {"name": "HPT", "state": "end"}, BASE + 25.0)
     if runs:

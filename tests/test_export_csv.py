@@ -51,7 +51,7 @@ def test_events(tables: dict) -> None:
     rows = tables["events"]
     header = tables["events_header"]
     assert header[:6] == ["time", "session_time", "part", "kind", "payload", "name"]
-    assert len(header) == 5 + 18 and header[-1] == "message"
+    assert len(header) == 5 + 19 and header[-1] == "action"
     assert len(rows) == VOLUMES + 4 + 3 + 3 + 1 + 2 + 1 + 1
     times = [float(r["time"]) for r in rows]
     assert times == sorted(times)
