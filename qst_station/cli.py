@@ -123,7 +123,7 @@ def run(config_path: str | None, speed: float, headless: bool) -> None:
             run_demo(config, clock, print_line=click.echo)
             click.echo("")
             _record_demo(default_demo_path("DEMO01", "baseline"), clock, DEMO_PLAN_HEADLESS,
-                         "DEMO01", "baseline")
+                         "DEMO01", "baseline", config)
         except Exception as exc:  # noqa: BLE001 - one clear line, not a traceback
             raise click.ClickException(str(exc)) from None
         return
@@ -551,13 +551,14 @@ def default_demo_path(participant: str, visit: str) -> Path:
 
 
 def _record_demo(path: Path, clock, plan: dict, participant: str,  # noqa: ANN001
-                 visit: str) -> None:
+                 visit: str, config: StationConfig) -> None:
     from qst_station import session as session_file
     from qst_station.demo_session import DemoPlan, record_demo_session
     from qst_station.summary import format_summary, summarize
 
     record_demo_session(path, clock, DemoPlan(**plan), participant, visit,
-                        print_line=click.echo)
+                        print_line=click.echo, site=config.station.site,
+                        refuse_identifying_codes=config.station.refuse_identifying_codes)
     click.echo(format_summary(summarize(session_file.open(path))))
     click.echo(f"next: qst-station export {path} --bids bids --task heat --csv tables")
 
@@ -573,8 +574,9 @@ def _record_demo(path: Path, clock, plan: dict, participant: str,  # noqa: ANN00
 @click.option("--visit", default="baseline", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @SPEED
+@CONFIG
 def demo(path: str | None, volumes: int, tr_s: float, every: int, participant: str,
-         visit: str, seed: int, speed: float) -> None:
+         visit: str, seed: int, speed: float, config_path: str | None) -> None:
     """Record a simulated fMRI heat-pain run (TCS II, scanner, ECG via LSL) into PATH."""
     from qst_station.session_writer import SessionFileError
 
@@ -582,8 +584,9 @@ def demo(path: str | None, volumes: int, tr_s: float, every: int, participant: s
     if target.exists():
         raise click.BadParameter(f"{target} exists; choose a new file", param_hint="PATH")
     plan = {"volumes": volumes, "tr_s": tr_s, "every": every, "seed": seed}
+    config = _load(config_path)
     try:
-        _record_demo(target, _clock(speed), plan, participant, visit)
+        _record_demo(target, _clock(speed), plan, participant, visit, config)
     except (ValueError, SessionFileError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -110,6 +110,8 @@ class LslInletConfig(_Strict):
 class StationInfo(_Strict):
     name: str = "qst-station"
     site: str = ""
+    # refuse participant codes that look like names or birth dates (qst_station/privacy.py)
+    refuse_identifying_codes: bool = False
 
 
 def _driver_of(value: object) -> str:

@@ -25,6 +25,7 @@ from drivers.volumes import Volume, VolumeCounter
 from qst_station.clock import Clock
 from qst_station.lsl_inlets import LslInletRecorder
 from qst_station.lsl_outlets import LslPublisher
+from qst_station.privacy import identifying_reason
 from qst_station.recorders import record_status, record_thermode, record_triggers
 from qst_station.recording import Recording, SessionInfo
 from qst_station.session_writer import SessionWriter
@@ -115,14 +116,17 @@ class _Stimulator:
 
 def record_demo_session(path: str | Path, clock: Clock, plan: DemoPlan | None = None,
                         participant: str = "DEMO01", visit: str = "baseline",
-                        publish: bool = True, print_line: Callable[[str], None] = print
-                        ) -> Recording:
+                        publish: bool = True, print_line: Callable[[str], None] = print,
+                        site: str = "", refuse_identifying_codes: bool = False) -> Recording:
     """Run the plan and record it into ``path`` (a new file); returns the stopped recording."""
     plan = plan or DemoPlan()
     plan.check()
+    why = identifying_reason(participant) if refuse_identifying_codes else None
+    if why:
+        raise ValueError(f"{why}; use a pseudonymous code")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    recording = Recording(clock)
+    recording = Recording(clock, refuse_identifying_codes)
     writer = SessionWriter(path)
     recording.subscribe(writer)
     if publish:
@@ -153,7 +157,7 @@ def record_demo_session(path: str | Path, clock: Clock, plan: DemoPlan | None = 
         stack.callback(stimulator.close)
         triggers.subscribe(stimulator.on_volume)
         recording.start(SessionInfo(
-            participant, visit, protocol="demo-fmri-heat", operator="demo",
+            participant, visit, site=site, protocol="demo-fmri-heat", operator="demo",
             devices=({"kind": "tcs2", "identity": device.identity,
                       "firmware": device.firmware, "port": tcs_sim.port},
                      {"kind": "trigger-box", "port": scanner.port},

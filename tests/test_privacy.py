@@ -36,3 +36,19 @@ def test_a_recording_configured_to_refuse_does_not_start() -> None:
     relaxed = Recording(LslClock())
     relaxed.start(SessionInfo("Anna Berg", "v1"))
     assert relaxed.state == "recording"
+
+
+def test_demo_command_refuses_a_name_when_the_station_says_so(tmp_path) -> None:  # noqa: ANN001
+    from click.testing import CliRunner
+
+    from qst_station.cli import main
+
+    config = tmp_path / "station.toml"
+    config.write_text('[station]\nrefuse_identifying_codes = true\n')
+    target = tmp_path / "s.h5"
+    result = CliRunner().invoke(main, ["demo", str(target), "--participant", "Anna Berg",
+                                       "--config", str(config)])
+    assert result.exit_code == 1
+    assert result.output.strip() == ("Error: participant code 'Anna Berg' looks like a name "
+                                     "(words separated by spaces); use a pseudonymous code")
+    assert not target.exists()
