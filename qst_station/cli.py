@@ -551,14 +551,15 @@ def default_demo_path(participant: str, visit: str) -> Path:
 
 
 def _record_demo(path: Path, clock, plan: dict, participant: str,  # noqa: ANN001
-                 visit: str, config: StationConfig) -> None:
+                 visit: str, config: StationConfig, resume: bool = False) -> None:
     from qst_station import session as session_file
     from qst_station.demo_session import DemoPlan, record_demo_session
     from qst_station.summary import format_summary, summarize
 
     record_demo_session(path, clock, DemoPlan(**plan), participant, visit,
                         print_line=click.echo, site=config.station.site,
-                        refuse_identifying_codes=config.station.refuse_identifying_codes)
+                        refuse_identifying_codes=config.station.refuse_identifying_codes,
+                        resume=resume)
     click.echo(format_summary(summarize(session_file.open(path))))
     click.echo(f"next: qst-station export {path} --bids bids --task heat --csv tables")
 
@@ -573,21 +574,23 @@ def _record_demo(path: Path, clock, plan: dict, participant: str,  # noqa: ANN00
 @click.option("--participant", default="DEMO01", show_default=True)
 @click.option("--visit", default="baseline", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True,
+              help="PATH exists (e.g. an interrupted session): add this run to it as a new part.")
 @SPEED
 @CONFIG
 def demo(path: str | None, volumes: int, tr_s: float, every: int, participant: str,
-         visit: str, seed: int, speed: float, config_path: str | None) -> None:
+         visit: str, seed: int, resume: bool, speed: float, config_path: str | None) -> None:
     """Record a simulated fMRI heat-pain run (TCS II, scanner, ECG via LSL) into PATH."""
-    from qst_station.session_writer import SessionFileError
 
     target = Path(path) if path else default_demo_path(participant, visit)
-    if target.exists():
-        raise click.BadParameter(f"{target} exists; choose a new file", param_hint="PATH")
+    if target.exists() and not resume:
+        raise click.BadParameter(f"{target} exists; choose a new file, or --resume to add "
+                                 "this run to it", param_hint="PATH")
     plan = {"volumes": volumes, "tr_s": tr_s, "every": every, "seed": seed}
     config = _load(config_path)
     try:
-        _record_demo(target, _clock(speed), plan, participant, visit, config)
-    except (ValueError, SessionFileError, OSError) as exc:
+        _record_demo(target, _clock(speed), plan, participant, visit, config, resume)
+    except (ValueError, RuntimeError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
 
 

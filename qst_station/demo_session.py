@@ -117,8 +117,12 @@ class _Stimulator:
 def record_demo_session(path: str | Path, clock: Clock, plan: DemoPlan | None = None,
                         participant: str = "DEMO01", visit: str = "baseline",
                         publish: bool = True, print_line: Callable[[str], None] = print,
-                        site: str = "", refuse_identifying_codes: bool = False) -> Recording:
-    """Run the plan and record it into ``path`` (a new file); returns the stopped recording."""
+                        site: str = "", refuse_identifying_codes: bool = False,
+                        resume: bool = False) -> Recording:
+    """Run the plan and record it into ``path``; returns the stopped recording.
+
+    ``path`` must be new unless ``resume``: then the run is added to it as a new part
+    (same participant and visit; nothing recorded before is changed)."""
     plan = plan or DemoPlan()
     plan.check()
     why = identifying_reason(participant) if refuse_identifying_codes else None
@@ -127,7 +131,7 @@ def record_demo_session(path: str | Path, clock: Clock, plan: DemoPlan | None = 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     recording = Recording(clock, refuse_identifying_codes)
-    writer = SessionWriter(path)
+    writer = SessionWriter(path, resume=resume)
     recording.subscribe(writer)
     if publish:
         recording.subscribe(LslPublisher(station="qst-station-demo"))
@@ -138,7 +142,7 @@ def record_demo_session(path: str | Path, clock: Clock, plan: DemoPlan | None = 
                                    seed=plan.seed, start_delay_s=plan.tr_s)
         stack.callback(scanner.stop)
         ecg = EcgSimulator(plan.ecg_rate_hz, seed=plan.seed, clock=clock, name=ecg_name,
-                           truth_path=path.with_name(path.stem + "_rr-truth.tsv"))
+                           truth_path=_new_file(path.with_name(path.stem + "_rr-truth.tsv")))
         stack.callback(ecg.close)
         tcs = TcsDriver(tcs_sim.port, clock=clock, quiet_s=0.05)
         device = tcs.connect()
@@ -231,3 +235,12 @@ def _emit_due(recording: Recording, pending: list[tuple[float, str, dict[str, ob
         if kind == "rating":
             print_line(f"  trial {payload['stimulus']}: rated {payload['value']:g}/100")
     return [p for p in pending if p[0] > now]
+
+
+def _new_file(path: Path) -> Path:
+    """``path``, or ``<stem>-2<suffix>``, ``-3``... if it exists (never overwrite)."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate

@@ -50,9 +50,12 @@ def opens_plainly(path: Path) -> bool:
         return False
 
 
-def clear_status_flags(path: Path) -> None:
-    """Clear the write flags of a file no writer holds (``h5clear -s``); RecoveryError if not."""
-    if writer_alive(path):
+def clear_status_flags(path: Path, lock_is_mine: bool = False) -> None:
+    """Clear the write flags of a file no writer holds (``h5clear -s``); RecoveryError if not.
+
+    ``lock_is_mine``: the caller holds the sidecar lock (a writer about to continue the file).
+    """
+    if not lock_is_mine and writer_alive(path):
         raise RecoveryError(f"{path}: a writer is still recording into it")
     fapl = h5p.create(h5p.FILE_ACCESS)
     flag = ctypes.c_bool(True)
@@ -63,7 +66,8 @@ def clear_status_flags(path: Path) -> None:
         raise RecoveryError(f"{path}: this HDF5 library cannot clear status flags; "
                             "run `h5clear -s` on it or open it with swmr=True")
     h5f.open(os.fsencode(path), h5f.ACC_RDWR, fapl=fapl).close()
-    lock_path(path).unlink(missing_ok=True)
+    if not lock_is_mine:
+        lock_path(path).unlink(missing_ok=True)
 
 
 def _hdf5() -> ctypes.CDLL:

@@ -106,7 +106,7 @@ class SessionWriter(Subscriber):
             raise SessionFileError(f"{self.path} exists: continue it with resume, "
                                    "or choose another file")
         if not opens_plainly(self.path):
-            clear_status_flags(self.path)
+            clear_status_flags(self.path, lock_is_mine=True)
         handle = h5py.File(self.path, "a", libver="latest")
         same = (handle.attrs.get("format") == FORMAT_NAME
                 and handle.attrs.get("participant") == info.participant

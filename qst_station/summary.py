@@ -35,8 +35,12 @@ def summarize(session: Session) -> dict[str, Any]:
 
 def _stream(stream: Any) -> dict[str, Any]:
     n = len(stream.time)
-    rate = (n - 1) / stream.duration_s if n > 1 and stream.duration_s > 0 else None
-    return {"samples": n, "duration_s": round(stream.duration_s, 3),
+    duration = 0.0  # summed per part: parts of a continued session are apart in time
+    for part in np.unique(stream.part):
+        times = stream.time[stream.part == part]
+        duration += float(times[-1] - times[0]) if len(times) > 1 else 0.0
+    rate = (n - len(np.unique(stream.part))) / duration if duration > 0 else None
+    return {"samples": n, "duration_s": round(duration, 3),
             "nominal_rate_hz": stream.nominal_rate,
             "measured_rate_hz": None if rate is None else round(rate, 3),
             "channels": stream.channels, "units": stream.units, "source": stream.source}

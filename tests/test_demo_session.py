@@ -90,4 +90,18 @@ def test_summary_and_exports_from_the_command_line(demo_file: Path, tmp_path: Pa
 
 def test_demo_command_refuses_an_existing_file(demo_file: Path) -> None:
     result = CliRunner().invoke(main, ["demo", str(demo_file)])
-    assert result.exit_code == 2 and "exists; choose a new file" in result.output
+    assert result.exit_code == 2 and "exists; choose a new file, or --resume" in result.output
+
+
+def test_demo_resume_adds_a_part_and_keeps_the_first(demo_file: Path, tmp_path: Path) -> None:
+    copy = tmp_path / demo_file.name
+    copy.write_bytes(demo_file.read_bytes())
+    before = session.open(copy).streams["ecg"].time.copy()
+    result = CliRunner().invoke(main, ["demo", str(copy), "--resume", "--volumes", "5",
+                                       "--tr", "1", "--every", "4", "--speed", "5"])
+    assert result.exit_code == 0, result.output
+    s = session.open(copy)
+    assert [(p.number, p.status) for p in s.parts] == [(1, "success"), (2, "success")]
+    ecg = s.streams["ecg"]
+    assert np.array_equal(ecg.time[ecg.part == 1], before)
+    assert np.sum(ecg.part == 2) > 0
