@@ -9,6 +9,7 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -343,9 +344,11 @@ def test_cli_export(session_file: Path, tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def _validator(name: str) -> str | None:
-    """The validator executable ``name`` on $PATH or in $BIDS_VALIDATOR_PATH (directories)."""
+    """The validator executable ``name`` in $BIDS_VALIDATOR_PATH (directories), next to this
+    Python (the dev extra installs ``bids-validator-deno`` into the venv) or on $PATH."""
     extra = os.environ.get("BIDS_VALIDATOR_PATH", "")
-    return shutil.which(name, path=os.pathsep.join([extra, os.environ.get("PATH", "")]))
+    here = str(Path(sys.executable).parent)
+    return shutil.which(name, path=os.pathsep.join([extra, here, os.environ.get("PATH", "")]))
 
 
 def _errors(report: dict) -> list[tuple[str, str]]:
