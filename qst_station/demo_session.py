@@ -22,6 +22,7 @@ from pathlib import Path
 from drivers.tcs import TcsDriver
 from drivers.trigger_box import SerialTriggerSource
 from drivers.volumes import Volume, VolumeCounter
+from qst_station import session as session_file
 from qst_station.clock import Clock
 from qst_station.lsl_inlets import LslInletRecorder
 from qst_station.lsl_outlets import LslPublisher
@@ -130,6 +131,8 @@ def record_demo_session(path: str | Path, clock: Clock, plan: DemoPlan | None = 
         raise ValueError(f"{why}; use a pseudonymous code")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # each part of a continued session is a scanner run of its own
+    run_number = len(session_file.open(path).parts) + 1 if resume and path.exists() else 1
     recording = Recording(clock, refuse_identifying_codes)
     writer = SessionWriter(path, resume=resume)
     recording.subscribe(writer)
@@ -173,7 +176,7 @@ def record_demo_session(path: str | Path, clock: Clock, plan: DemoPlan | None = 
         tcs.set_streaming(idle=True, stimulation=True)
         tcs.enable_zones([1, 2, 3, 4, 5])
         tcs.set_baseline(BASELINE_C)
-        _run(recording, tcs, scanner, stimulator, plan, print_line)
+        _run(recording, tcs, scanner, stimulator, plan, print_line, run_number)
     writer.wait(30.0)
     if writer.error:
         raise RuntimeError(f"the session file was not completed: {writer.error}")
@@ -181,11 +184,12 @@ def record_demo_session(path: str | Path, clock: Clock, plan: DemoPlan | None = 
 
 
 def _run(recording: Recording, tcs: TcsDriver, scanner: SimulatedScanner,
-         stimulator: _Stimulator, plan: DemoPlan, print_line: Callable[[str], None]) -> None:
+         stimulator: _Stimulator, plan: DemoPlan, print_line: Callable[[str], None],
+         run_number: int) -> None:
     """Prepare each stimulus, rate it, end the run after the last volume."""
     clock = recording.clock
     participant = SimulatedParticipant(seed=plan.seed)
-    recording.event("phase", {"name": "fmri-run", "state": "start", "run": 1})
+    recording.event("phase", {"name": "fmri-run", "state": "start", "run": run_number})
     stimulator.prepare(TARGETS_C[0])
     scanner.start()
     pending: list[tuple[float, str, dict[str, object]]] = []
@@ -212,7 +216,7 @@ def _run(recording: Recording, tcs: TcsDriver, scanner: SimulatedScanner,
         status = "aborted"
         tcs.abort()
     finally:
-        recording.event("phase", {"name": "fmri-run", "state": "end", "run": 1})
+        recording.event("phase", {"name": "fmri-run", "state": "end", "run": run_number})
         recording.stop(status, "" if status == "success" else "interrupted by the operator")
     if stimulator.errors:
         print_line("stimuli not given: " + "; ".join(stimulator.errors))

@@ -167,7 +167,19 @@ def run_span(session: Session, run: int | None) -> tuple[float, float]:
     begin = starts[0].timestamp
     ends = [e.timestamp for e in phases if _int(e.payload["run"]) == run
             and e.payload.get("state") == "end" and e.timestamp >= begin]
-    return begin, ends[0] if ends else math.inf
+    return begin, ends[0] if ends else _unended_run_end(session, starts[0], phases)
+
+
+def _unended_run_end(session: Session, start: Event, phases: list[Event]) -> float:
+    """A run without an end phase (the program was killed) ends with its part's data, or
+    where the next run starts."""
+    later = [e.timestamp for e in phases
+             if e.payload.get("state") == "start" and e.timestamp > start.timestamp]
+    part = next(p for p, e in session.events if e is start)
+    last = max([e.timestamp for p, e in session.events if p == part]
+               + [float(s.time[s.part == part].max()) for s in session.streams.values()
+                  if np.any(s.part == part)])
+    return min([last, *later])
 
 
 def volume_times(session: Session, span: tuple[float, float]) -> np.ndarray:

@@ -396,3 +396,37 @@ def test_official_validator_accepts_the_export(name: str, exported: tuple[Path, 
     result = subprocess.run([command, "--json", str(out)], capture_output=True, text=True,
                             timeout=120, check=False)
     assert _errors(json.loads(result.stdout)) == []
+
+
+def test_a_run_cut_short_by_a_kill_ends_with_its_part(tmp_path: Path) -> None:
+    """Part 1's run has no end phase (the program died); part 2 holds run 2."""
+    path = tmp_path / "s.h5"
+    for part, (run, t0, ended) in enumerate(((1, 100.0, False), (2, 200.0, True)), start=1):
+        recording = Recording(_Clock())
+        writer = SessionWriter(path, resume=part > 1)
+        recording.subscribe(writer)
+        recording.start(SessionInfo("P001", "baseline"))
+        recording.event("phase", {"name": "fmri-run", "state": "start", "run": run}, t0)
+        for volume in range(1, 6):
+            recording.event("trigger", {"volume": volume}, t0 + volume)
+        recording.event("stimulus_onset", {"target": 45.0, "unit": "degC"}, t0 + 2.5)
+        if ended:
+            recording.event("phase", {"name": "fmri-run", "state": "end", "run": run}, t0 + 6)
+        recording.stop("success")
+        assert writer.wait(10)
+    s = session.open(path)
+    for run in (1, 2):
+        out = tmp_path / f"bids{run}"
+        export_bids(s, out, "P001", "baseline", "heat", run)
+        rows = read_events(next(out.glob(f"sub-P001/ses-baseline/func/*run-{run}_events.tsv")))
+        assert [r["onset"] for r in rows if r["trial_type"] != "fmri-run"] == ["1.5000"]
+
+
+class _Clock:
+    speed = 1.0
+
+    def now(self) -> float:
+        return 0.0
+
+    def sleep(self, seconds: float) -> None:
+        pass
