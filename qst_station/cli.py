@@ -557,9 +557,7 @@ def _record_demo(path: Path, clock, plan: dict, participant: str,  # noqa: ANN00
     from qst_station.summary import format_summary, summarize
 
     record_demo_session(path, clock, DemoPlan(**plan), participant, visit,
-                        print_line=click.echo, site=config.station.site,
-                        refuse_identifying_codes=config.station.refuse_identifying_codes,
-                        resume=resume)
+                        print_line=click.echo, resume=resume, config=config)
     click.echo(format_summary(summarize(session_file.open(path))))
     click.echo(f"next: qst-station export {path} --bids bids --task heat --csv tables")
 

@@ -24,6 +24,7 @@ from drivers.trigger_box import SerialTriggerSource
 from drivers.volumes import Volume, VolumeCounter
 from qst_station import session as session_file
 from qst_station.clock import Clock
+from qst_station.config import LslInletConfig, StationConfig
 from qst_station.lsl_inlets import LslInletRecorder
 from qst_station.lsl_outlets import LslPublisher
 from qst_station.privacy import identifying_reason
@@ -118,14 +119,18 @@ class _Stimulator:
 def record_demo_session(path: str | Path, clock: Clock, plan: DemoPlan | None = None,
                         participant: str = "DEMO01", visit: str = "baseline",
                         publish: bool = True, print_line: Callable[[str], None] = print,
-                        site: str = "", refuse_identifying_codes: bool = False,
-                        resume: bool = False) -> Recording:
+                        resume: bool = False, config: StationConfig | None = None
+                        ) -> Recording:
     """Run the plan and record it into ``path``; returns the stopped recording.
 
     ``path`` must be new unless ``resume``: then the run is added to it as a new part
-    (same participant and visit; nothing recorded before is changed)."""
+    (same participant and visit; nothing recorded before is changed). From the station
+    configuration: the site, the privacy setting, and every ``lsl-inlet`` entry, recorded
+    along (its stream must be on the network)."""
     plan = plan or DemoPlan()
     plan.check()
+    config = config or StationConfig()
+    refuse_identifying_codes = config.station.refuse_identifying_codes
     why = identifying_reason(participant) if refuse_identifying_codes else None
     if why:
         raise ValueError(f"{why}; use a pseudonymous code")
@@ -156,6 +161,12 @@ def record_demo_session(path: str | Path, clock: Clock, plan: DemoPlan | None = 
         ecg.start()
         ecg_inlet.connect()
         stack.callback(ecg_inlet.disconnect)
+        for key, entry in config.devices.items():
+            if isinstance(entry, LslInletConfig):
+                inlet = LslInletRecorder.from_config(recording, key, entry)
+                inlet.connect()
+                stack.callback(inlet.disconnect)
+                record_status(recording, inlet, key)
         record_thermode(recording, tcs, source=f"TCS II {device.firmware} on {tcs_sim.port}")
         record_triggers(recording, triggers)
         for name, source in (("tcs2", tcs), ("scanner", triggers), ("ecg", ecg_inlet)):
@@ -164,7 +175,8 @@ def record_demo_session(path: str | Path, clock: Clock, plan: DemoPlan | None = 
         stack.callback(stimulator.close)
         triggers.subscribe(stimulator.on_volume)
         recording.start(SessionInfo(
-            participant, visit, site=site, protocol="demo-fmri-heat", operator="demo",
+            participant, visit, site=config.station.site, protocol="demo-fmri-heat",
+            operator="demo", station_config=config.model_dump_json(),
             devices=({"kind": "tcs2", "identity": device.identity,
                       "firmware": device.firmware, "port": tcs_sim.port},
                      {"kind": "trigger-box", "port": scanner.port},

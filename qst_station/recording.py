@@ -79,7 +79,7 @@ class SessionInfo:
     site: str = ""
     operator: str = ""
     protocol: str = ""
-    station_config: str = ""  # the station configuration text as loaded
+    station_config: str = ""  # the station configuration in effect (JSON)
     devices: tuple[Mapping[str, str], ...] = ()  # identity, firmware, port per device
     software_version: str = __version__
 
