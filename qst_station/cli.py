@@ -106,11 +106,31 @@ def _debian_package(soname: str) -> str:
 
 
 @main.command()
+@click.argument("protocol", required=False)
 @CONFIG
 @SPEED
 @click.option("--headless", is_flag=True, help="Run the headless demo even if a display exists.")
-def run(config_path: str | None, speed: float, headless: bool) -> None:
-    """Open the app (simulated devices unless configured); headless demo without a display."""
+@click.option("--simulate", is_flag=True,
+              help="Run PROTOCOL on simulated devices with a simulated participant.")
+@click.option("--participant", "participant_file", type=click.Path(dir_okay=False),
+              default=None, help="Simulated participant model (TOML); default participant "
+                                 "if not given.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the simulated participant and the protocol's randomization.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="sessions",
+              show_default=True, help="Folder for the session file.")
+@click.option("--visit", default="sim", show_default=True)
+def run(protocol: str | None, config_path: str | None, speed: float, headless: bool,
+        simulate: bool, participant_file: str | None, seed: int, out_dir: str,
+        visit: str) -> None:
+    """Open the app (simulated devices unless configured); headless demo without a display.
+
+    With PROTOCOL (a built-in name, see `qst-station protocols`, or a .toml file) and
+    --simulate: run the whole protocol headless on simulated devices and print the results.
+    """
+    if protocol is not None:
+        _run_protocol(protocol, simulate, participant_file, seed, speed, Path(out_dir), visit)
+        return
     config = _load(config_path)
     clock = _clock(speed)
     problem = None if headless else display_problem()
@@ -535,6 +555,48 @@ def summary(path: str, as_json: bool) -> None:
     except (session_file.SessionReadError, OSError, RuntimeError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(json.dumps(data, indent=2) if as_json else format_summary(data))
+
+
+# ---------------------------------------------------------------------------- protocols
+
+
+@main.command("protocols")
+def protocols_list() -> None:
+    """List the built-in protocols."""
+    from protocols.files import builtin_names, load_protocol
+
+    for name in builtin_names():
+        protocol = load_protocol(name)
+        tests = ", ".join(t.test for t in protocol.tests)
+        click.echo(f"{name:<18} {protocol.protocol.title}  [{tests}]")
+
+
+def _run_protocol(name: str, simulate: bool, participant_file: str | None, seed: int,
+                  speed: float, out_dir: Path, visit: str) -> None:
+    from drivers.interfaces import CapabilityError
+    from protocols.files import ProtocolFileError, load_protocol
+    from qst_station import session as session_file
+    from qst_station.clock import SimulatedClock
+    from qst_station.simulated_run import run_simulated, session_path
+    from qst_station.summary import format_summary, summarize
+    from sim.participant import ParticipantFileError, load_participant
+
+    if not simulate:
+        raise click.UsageError("running a protocol on real devices comes with the operator "
+                               "console; add --simulate to run it on simulated devices")
+    try:
+        protocol = load_protocol(name)
+        model = load_participant(participant_file)
+    except (ProtocolFileError, ParticipantFileError) as exc:
+        raise click.ClickException(str(exc)) from None
+    path = session_path(out_dir, model.participant.code, visit, protocol.name)
+    click.echo(f"{protocol.protocol.title}: simulated participant {model.participant.code} "
+               f"(seed {seed}), {speed:g}x real time -> {path}")
+    try:
+        run_simulated(protocol, SimulatedClock(speed), path, model, seed, visit, click.echo)
+    except (CapabilityError, RuntimeError, ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(format_summary(summarize(session_file.open(path))))
 
 
 # ---------------------------------------------------------------------------- demo session

@@ -82,6 +82,7 @@ class SessionInfo:
     station_config: str = ""  # the station configuration in effect (JSON)
     devices: tuple[Mapping[str, str], ...] = ()  # identity, firmware, port per device
     software_version: str = __version__
+    simulation: Mapping[str, Any] | None = None  # a simulated participant's true parameters
 
 
 @dataclass(frozen=True)

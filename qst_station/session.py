@@ -59,6 +59,7 @@ class Part:
     operator: str
     station_config: str
     devices: list[dict[str, Any]]
+    simulation: dict[str, Any] | None = None  # true parameters of a simulated participant
 
 
 @dataclass
@@ -153,7 +154,8 @@ def _part(number: int, part: h5py.Group, live: bool) -> Part:
     return Part(number, status, str(a.get("reason", "")), str(a.get("started_utc", "")),
                 float(a.get("start_time", np.nan)), None if stop is None else float(stop),
                 str(a.get("protocol", "")), str(a.get("operator", "")),
-                str(a.get("station_config", "")), json.loads(a.get("devices", "[]")))
+                str(a.get("station_config", "")), json.loads(a.get("devices", "[]")),
+                json.loads(a.get("simulation") or "null"))
 
 
 def _join(name: str, groups: builtins.list[tuple[int, h5py.Group]]) -> Stream:

@@ -125,7 +125,8 @@ class SessionWriter(Subscriber):
             "status": "recording", "started_utc": started_utc, "start_time": start_time,
             "protocol": info.protocol, "operator": info.operator,
             "station_config": info.station_config, "software_version": __version__,
-            "devices": json.dumps([dict(d) for d in info.devices])})
+            "devices": json.dumps([dict(d) for d in info.devices]),
+            "simulation": json.dumps(info.simulation) if info.simulation else ""})
         part.create_group("streams")
         events = part.create_group("events")
         events.create_dataset("table", shape=(0,), maxshape=(None,), dtype=EVENT_DTYPE,

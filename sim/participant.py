@@ -1,38 +1,136 @@
-"""A simulated participant: pain ratings of heat stimuli, seeded and reproducible.
+"""A simulated participant: true thresholds, reaction time, noise, ratings; seeded.
 
-Ratings (0-100, 0 = no pain) follow a logistic function of the plateau temperature centred
-on the participant's heat pain threshold plus ``midpoint_above_hpt_c``; each rating has
-Gaussian noise and arrives after a log-normal reaction time. Threshold procedures (method
-of limits, staircases) will build on the same parameters.
+The model is a TOML file (``docs/simulated-participants.md``)::
+
+    [participant]
+    code = "SIM001"
+    reaction_time_s = 0.45       # mean time from perceiving to pressing
+    reaction_time_sd_s = 0.08
+    lapse_rate = 0.0             # chance of not answering a stimulus at all
+
+    [thresholds]                 # true values in DFNS units
+    CDT = 1.2                    # °C below the baseline
+    HPT = 44.5                   # °C
+
+    [noise]                      # trial-to-trial SD of each threshold, same units
+    HPT = 0.6
+
+Ratings of heat (0-100) follow a logistic function of temperature rising from HPT. The
+participant's true parameters go into the session file of a simulated session.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import tomllib
+from pathlib import Path
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+MEASURES = ("CDT", "WDT", "CPT", "HPT", "PPT")
 
 
-@dataclass
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Identity(_Strict):
+    code: str = "SIM001"
+    reaction_time_s: float = Field(0.45, gt=0.05, le=3.0)
+    reaction_time_sd_s: float = Field(0.08, ge=0.0, le=1.0)
+    lapse_rate: float = Field(0.0, ge=0.0, le=0.5)
+    paradoxical_heat_rate: float = Field(0.0, ge=0.0, le=1.0)  # TSL cold ramps felt hot
+
+
+class Thresholds(_Strict):
+    CDT: float = Field(1.2, gt=0.0, le=20.0)  # °C below baseline
+    WDT: float = Field(1.8, gt=0.0, le=15.0)  # °C above baseline
+    CPT: float = Field(12.0, ge=-5.0, le=31.0)  # °C
+    HPT: float = Field(44.5, ge=33.0, le=52.0)  # °C
+    PPT: float = Field(350.0, gt=0.0, le=2000.0)  # kPa
+
+
+class Noise(_Strict):
+    CDT: float = Field(0.25, ge=0.0)
+    WDT: float = Field(0.35, ge=0.0)
+    CPT: float = Field(2.0, ge=0.0)
+    HPT: float = Field(0.6, ge=0.0)
+    PPT: float = Field(40.0, ge=0.0)
+
+
+class HeatRating(_Strict):
+    midpoint_above_hpt_c: float = 2.0  # rating 50/100 this far above HPT
+    slope_per_c: float = Field(1.2, gt=0.0)
+    noise: float = Field(6.0, ge=0.0)  # SD of a rating, points
+
+
+class ParticipantModel(_Strict):
+    participant: Identity = Field(default_factory=Identity)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    noise: Noise = Field(default_factory=Noise)
+    heat_rating: HeatRating = Field(default_factory=HeatRating)
+
+
+class ParticipantFileError(ValueError):
+    """A participant model file that cannot be used (one line, naming the field)."""
+
+
+def load_participant(path: str | Path | None) -> ParticipantModel:
+    """The model in ``path`` (TOML), or the default participant."""
+    if path is None:
+        return ParticipantModel()
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        return ParticipantModel.model_validate(data)
+    except OSError as exc:
+        raise ParticipantFileError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ParticipantFileError(f"{path}: not valid TOML: {exc}") from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        raise ParticipantFileError(f"{path}: {field}: {err['msg']}") from None
+
+
 class SimulatedParticipant:
-    seed: int = 0
-    hpt_c: float = 44.0  # heat pain threshold: where ratings start to rise
-    midpoint_above_hpt_c: float = 2.0  # 50/100 this far above the threshold
-    slope_per_c: float = 1.2  # logistic slope
-    rating_noise: float = 6.0  # SD of a rating, points
-    reaction_s: float = 1.2  # median time to give a rating
-    rng: np.random.Generator = field(init=False, repr=False)
+    """Draws per-trial thresholds, reaction times and ratings from a model, seeded."""
 
-    def __post_init__(self) -> None:
-        self.rng = np.random.default_rng(self.seed)
+    def __init__(self, seed: int = 0, model: ParticipantModel | None = None) -> None:
+        self.model = model or ParticipantModel()
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
 
+    # -- thresholds and reactions --------------------------------------------------------------
+    def threshold(self, measure: str) -> float:
+        """This trial's threshold for ``measure`` (true value plus trial-to-trial noise)."""
+        true = getattr(self.model.thresholds, measure)
+        return float(true + self.rng.normal(0.0, getattr(self.model.noise, measure)))
+
+    def reaction_time(self) -> float:
+        p = self.model.participant
+        return float(max(0.12, self.rng.normal(p.reaction_time_s, p.reaction_time_sd_s)))
+
+    def lapses(self) -> bool:
+        return bool(self.rng.random() < self.model.participant.lapse_rate)
+
+    def feels_paradoxical_heat(self) -> bool:
+        return bool(self.rng.random() < self.model.participant.paradoxical_heat_rate)
+
+    # -- ratings -----------------------------------------------------------------------------------
     def expected_rating(self, celsius: float) -> float:
         """Mean 0-100 pain rating of a heat plateau at ``celsius``."""
-        x = self.slope_per_c * (celsius - self.hpt_c - self.midpoint_above_hpt_c)
+        r = self.model.heat_rating
+        x = r.slope_per_c * (celsius - self.model.thresholds.HPT - r.midpoint_above_hpt_c)
         return float(100.0 / (1.0 + np.exp(-x)))
 
     def rate_heat(self, celsius: float) -> tuple[float, float]:
         """(rating 0-100 rounded to 1, reaction time s) for one stimulus."""
-        rating = self.expected_rating(celsius) + self.rng.normal(0.0, self.rating_noise)
-        delay = float(self.reaction_s * np.exp(self.rng.normal(0.0, 0.25)))
+        rating = self.expected_rating(celsius) + self.rng.normal(0.0,
+                                                                 self.model.heat_rating.noise)
+        delay = float(self.model.participant.reaction_time_s * 2.5
+                      * np.exp(self.rng.normal(0.0, 0.25)))
         return float(np.clip(np.round(rating), 0.0, 100.0)), delay
+
+    def truth(self) -> dict[str, object]:
+        """The true parameters, for the session file."""
+        return {"seed": self.seed, **self.model.model_dump()}

@@ -1,0 +1,91 @@
+"""The simulated participant at the thermode: feels the probe, presses the button.
+
+It is told what each stimulus asks (the instruction the runner shows: which test, which
+direction) and then watches the temperature the simulated TCS II actually produces (the
+physics of the simulator, not what the driver reads). When the change from the baseline
+reaches this trial's threshold (or the temperature reaches the pain threshold), it presses
+the simulated button box after its reaction time. So the method of limits measures the
+true threshold plus rate x reaction time, as with people.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from protocols.base import THERMAL_RAMP, Stimulus
+from sim.participant import SimulatedParticipant
+
+PAIN = {"CPT", "HPT"}
+PARADOXICAL_BUTTON = 2  # TSL: a cold ramp felt as warm or hot
+
+
+class ThermalPerceiver:
+    """Connects a :class:`SimulatedParticipant` to a simulated thermode and button box."""
+
+    def __init__(self, participant: SimulatedParticipant, tcs_sim: Any, buttons: Any,
+                 tick_real_s: float = 0.001) -> None:
+        self.participant = participant
+        self.tcs = tcs_sim
+        self.buttons = buttons
+        self.tick_real_s = tick_real_s
+        self.presses: list[tuple[str, float, float]] = []  # (test, threshold, press time)
+        self._trial: tuple[str, str, float, float] | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="sim-perceiver", daemon=True)
+
+    def start(self) -> ThermalPerceiver:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+
+    def instruct(self, stimulus: Stimulus) -> None:
+        """The runner shows ``stimulus``'s instruction: get ready to answer it."""
+        if stimulus.kind != THERMAL_RAMP:
+            return
+        p = stimulus.params
+        direction, test = p["direction"], stimulus.test
+        measure = _measure(test, direction)
+        threshold = self.participant.threshold(measure)
+        if measure in ("CDT", "WDT"):  # a difference from the baseline
+            level = p["baseline_c"] - threshold if direction == "cold" else p["baseline_c"] + threshold
+        else:
+            level = threshold
+        with self._lock:
+            self._trial = None if self.participant.lapses() else (test, direction, level,
+                                                                  p["baseline_c"])
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.tick_real_s):
+            with self._lock:
+                trial = self._trial
+            if trial is None:
+                continue
+            test, direction, level, _ = trial
+            temperature = self._probe_temperature()
+            felt = temperature <= level if direction == "cold" else temperature >= level
+            if felt:
+                with self._lock:
+                    self._trial = None
+                self._press(test, direction, level)
+
+    def _press(self, test: str, direction: str, level: float) -> None:
+        button = 1
+        if test == "TSL" and direction == "cold" and self.participant.feels_paradoxical_heat():
+            button = PARADOXICAL_BUTTON
+        due = self.buttons.respond_after(self.participant.reaction_time(), button)
+        self.presses.append((test, level, due))
+
+    def _probe_temperature(self) -> float:
+        zones = [z.temperature for z in self.tcs.device.zones]
+        return sum(zones) / len(zones)
+
+
+def _measure(test: str, direction: str) -> str:
+    if test == "TSL":
+        return "CDT" if direction == "cold" else "WDT"
+    return test
