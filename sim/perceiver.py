@@ -52,7 +52,8 @@ class ThermalPerceiver:
         measure = _measure(test, direction)
         threshold = self.participant.threshold(measure)
         if measure in ("CDT", "WDT"):  # a difference from the baseline
-            level = p["baseline_c"] - threshold if direction == "cold" else p["baseline_c"] + threshold
+            sign = -1.0 if direction == "cold" else 1.0
+            level = p["baseline_c"] + sign * threshold
         else:
             level = threshold
         with self._lock:
