@@ -189,7 +189,8 @@ def record_demo_session(path: str | Path, clock: Clock, plan: DemoPlan | None = 
         tcs.enable_zones([1, 2, 3, 4, 5])
         tcs.set_baseline(BASELINE_C)
         _run(recording, tcs, scanner, stimulator, plan, print_line, run_number)
-    writer.wait(30.0)
+    if not writer.wait(30.0):
+        raise RuntimeError(f"{path}: the writer did not finish within 30 s")
     if writer.error:
         raise RuntimeError(f"the session file was not completed: {writer.error}")
     return recording
@@ -206,7 +207,7 @@ def _run(recording: Recording, tcs: TcsDriver, scanner: SimulatedScanner,
     scanner.start()
     pending: list[tuple[float, str, dict[str, object]]] = []
     rated = 0
-    status = "success"
+    status, reason = "success", ""
     try:
         end = clock.now() + plan.tr_s * (plan.volumes + 1) + 1.0
         while clock.now() < end or pending:
@@ -225,11 +226,15 @@ def _run(recording: Recording, tcs: TcsDriver, scanner: SimulatedScanner,
                     _prepare_when_idle(tcs, stimulator, next_target, clock)
             pending = _emit_due(recording, pending, print_line)
     except KeyboardInterrupt:
-        status = "aborted"
+        status, reason = "aborted", "interrupted by the operator"
         tcs.abort()
+    except Exception as error:
+        status, reason = "failed", f"{type(error).__name__}: {error}"
+        tcs.abort()
+        raise
     finally:
         recording.event("phase", {"name": "fmri-run", "state": "end", "run": run_number})
-        recording.stop(status, "" if status == "success" else "interrupted by the operator")
+        recording.stop(status, "" if status == "success" else reason)
     if stimulator.errors:
         print_line("stimuli not given: " + "; ".join(stimulator.errors))
 

@@ -33,7 +33,7 @@ def writer_alive(path: Path) -> bool:
     lock = lock_path(path)
     if not lock.exists():
         return False
-    with open(lock, "a") as handle:
+    with open(lock) as handle:  # read-only is enough to try the lock
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -44,7 +44,7 @@ def writer_alive(path: Path) -> bool:
 
 def opens_plainly(path: Path) -> bool:
     try:
-        with h5py.File(path, "r"):
+        with h5py.File(path, "r", locking=False):
             return True
     except OSError:
         return False
@@ -58,6 +58,7 @@ def clear_status_flags(path: Path, lock_is_mine: bool = False) -> None:
     if not lock_is_mine and writer_alive(path):
         raise RecoveryError(f"{path}: a writer is still recording into it")
     fapl = h5p.create(h5p.FILE_ACCESS)
+    fapl.set_file_locking(False, True)
     flag = ctypes.c_bool(True)
     setter = _hdf5().H5Pset
     setter.argtypes = [ctypes.c_int64, ctypes.c_char_p, ctypes.c_void_p]

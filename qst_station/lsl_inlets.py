@@ -150,7 +150,11 @@ class LslInletRecorder:
         if not found:
             raise DeviceSilent(f"no LSL stream with {prop} {value!r} within "
                                f"{self.resolve_timeout_s:g} s")
-        self._open(found[0])
+        try:
+            self._open(found[0])
+        except (self._lost_error, self._timeout_error) as error:
+            raise DeviceSilent(f"LSL stream with {prop} {value!r} went away while it was "
+                               f"being opened ({error})") from None
         try:
             self._declare(self._info)
         except Exception:

@@ -10,11 +10,12 @@ on (queue it), never block. A subscriber that raises is logged and skipped.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,22 @@ _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 
 class RecordingError(RuntimeError):
     """A recording was used out of order or fed data that does not fit its descriptor."""
+
+
+def plain(value: Any) -> Any:
+    """``value`` as plain JSON data: numpy scalars and arrays to Python, NaN and infinities
+    to None, mapping keys to strings, anything else unknown to its ``str``."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [plain(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -87,7 +104,8 @@ class SessionInfo:
 
 @dataclass(frozen=True)
 class Event:
-    """Something that happened at ``timestamp`` (program clock), with a JSON-able payload."""
+    """Something that happened at ``timestamp`` (program clock), with a plain JSON payload
+    (:func:`plain`: numbers, strings, booleans, None, lists and string-keyed mappings)."""
 
     timestamp: float
     kind: str
@@ -119,16 +137,23 @@ class Recording:
         self.state = "idle"  # idle -> recording -> stopped
         self.streams: dict[str, StreamSpec] = {}
         self.counts: dict[str, int] = {}
-        self._subscribers: list[Subscriber] = []
-        self._lock = threading.Lock()
+        self._subscribers: tuple[Subscriber, ...] = ()
+        # One lock orders every hand-off: nothing is pushed after on_stop, and a stream
+        # reaches the subscribers (on_stream) before any of its samples.
+        self._lock = threading.RLock()
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
-        """Add a subscriber; it is told about streams already declared."""
+        """Add a subscriber before the start; returns the call that removes it."""
         with self._lock:
             if self.state != "idle":
                 raise RecordingError("subscribe before the run starts")
-            self._subscribers.append(subscriber)
-        return lambda: self._subscribers.remove(subscriber)
+            self._subscribers = (*self._subscribers, subscriber)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._subscribers = tuple(s for s in self._subscribers if s is not subscriber)
+
+        return unsubscribe
 
     def start(self, info: SessionInfo) -> None:
         """Start the run. Each subscriber first hears of the streams declared so far, then
@@ -142,10 +167,19 @@ class Recording:
                 raise RecordingError(f"{why}; use a pseudonymous code")
             started = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
             now = self.clock.now()
+            info = replace(info, simulation=plain(info.simulation) if info.simulation else None)
+            done: list[Subscriber] = []
             for subscriber in self._subscribers:
-                for spec in self.streams.values():
-                    subscriber.on_stream(spec)
-                subscriber.on_start(info, started, now)
+                try:
+                    for spec in self.streams.values():
+                        subscriber.on_stream(spec)
+                    subscriber.on_start(info, started, now)
+                except Exception as error:
+                    # the others that started are told the run failed, then the caller is
+                    call_each([s.on_stop for s in done], "failed",
+                              f"the run did not start: {error}", now)
+                    raise
+                done.append(subscriber)
             self.info, self.state = info, "recording"
 
     def add_stream(self, spec: StreamSpec) -> None:
@@ -155,11 +189,10 @@ class Recording:
                 raise RecordingError("the run has stopped")
             if spec.name in self.streams:
                 raise RecordingError(f"stream {spec.name!r} is already declared")
+            if self.state == "recording":
+                self._each("on_stream", spec)
             self.streams[spec.name] = spec
             self.counts[spec.name] = 0
-            started = self.state == "recording"
-        if started:
-            self._each("on_stream", spec)
 
     def push(self, name: str, timestamps: Sequence[float] | np.ndarray,
              values: Sequence[Sequence[float]] | np.ndarray) -> None:
@@ -172,10 +205,11 @@ class Recording:
         if rows.shape[1] != spec.width:
             raise RecordingError(f"stream {name!r}: {rows.shape[1]} values per row, "
                                  f"expected {spec.width}")
-        if self.state != "recording" or not len(times):
-            return
-        self.counts[name] += len(times)
-        self._each("on_samples", spec, times, rows)
+        with self._lock:
+            if self.state != "recording" or not len(times):
+                return
+            self.counts[name] += len(times)
+            self._each("on_samples", spec, times, rows)
 
     def event(self, kind: str, payload: Mapping[str, Any] | None = None,
               timestamp: float | None = None) -> Event:
@@ -183,9 +217,10 @@ class Recording:
         if kind not in EVENT_KINDS:
             raise RecordingError(f"unknown event kind {kind!r} (one of {sorted(EVENT_KINDS)})")
         event = Event(self.clock.now() if timestamp is None else float(timestamp), kind,
-                      dict(payload or {}))
-        if self.state == "recording":
-            self._each("on_event", event)
+                      plain(dict(payload or {})))
+        with self._lock:
+            if self.state == "recording":
+                self._each("on_event", event)
         return event
 
     def stop(self, status: str, reason: str = "") -> None:
@@ -195,7 +230,7 @@ class Recording:
             if self.state != "recording":
                 raise RecordingError(f"cannot stop: the run is {self.state}")
             self.state = "stopped"
-        self._each("on_stop", status, reason, self.clock.now())
+            self._each("on_stop", status, reason, self.clock.now())
 
     def _each(self, method: str, *args: object) -> None:
         call_each([getattr(s, method) for s in self._subscribers], *args)

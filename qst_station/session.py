@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,12 @@ from typing import Any
 import h5py
 import numpy as np
 
-from qst_station.h5_recovery import clear_status_flags, opens_plainly, writer_alive
+from qst_station.h5_recovery import (
+    RecoveryError,
+    clear_status_flags,
+    opens_plainly,
+    writer_alive,
+)
 from qst_station.recording import Event
 from qst_station.session_writer import FORMAT_NAME
 
@@ -109,12 +115,13 @@ def open(path: str | Path) -> Session:  # noqa: A001 - the documented reader ent
     if not h5py.is_hdf5(path):
         raise SessionReadError(f"{path}: not an HDF5 file, so not a session file")
     live = writer_alive(path)
+    swmr = live
     if not live and not opens_plainly(path):
-        clear_status_flags(path)
-    try:
-        handle = h5py.File(path, "r", swmr=live, libver="latest" if live else "earliest")
-    except OSError as error:
-        raise SessionReadError(f"{path}: not an HDF5 file ({error})") from None
+        try:
+            clear_status_flags(path)
+        except (OSError, RecoveryError):
+            swmr = True  # no write access (or no library hook): read it as it was left
+    handle = _open_h5(path, swmr)
     with handle:
         if handle.attrs.get("format") != FORMAT_NAME:
             raise SessionReadError(f"{path}: not a qst-station session file")
@@ -125,6 +132,21 @@ def open(path: str | Path) -> Session:  # noqa: A001 - the documented reader ent
         attrs = {k: _plain(v) for k, v in handle.attrs.items()}
         parts, streams, events = _read_parts(handle["parts"], live)
     return Session(path, attrs, parts, streams, events, live)
+
+
+def _open_h5(path: Path, swmr: bool, attempts: int = 20) -> h5py.File:
+    """Open for reading; a file locked by a writer's brief non-SWMR step is retried."""
+    for attempt in range(attempts):
+        try:
+            return h5py.File(path, "r", swmr=swmr, libver="latest" if swmr else "earliest",
+                             locking=False)
+        except BlockingIOError:
+            if attempt == attempts - 1:
+                raise SessionReadError(f"{path}: being written; try again") from None
+            time.sleep(0.1)
+        except OSError as error:
+            raise SessionReadError(f"{path}: cannot read it as HDF5 ({error})") from None
+    raise AssertionError("unreachable")
 
 
 def _read_parts(group: h5py.Group, live: bool
@@ -147,12 +169,15 @@ def _read_parts(group: h5py.Group, live: bool
 
 def _part(number: int, part: h5py.Group, live: bool) -> Part:
     a = part.attrs
-    status = str(a.get("status", "recording"))
+    status, stop, reason = "recording", None, ""
+    if "exit" in part:
+        row = part["exit"][0]
+        status, reason = row["status"].decode(), row["reason"].decode()
+        stop = None if np.isnan(row["stop_time"]) else float(row["stop_time"])
     if status == "recording" and not live:
         status = "interrupted"
-    stop = a.get("stop_time")
-    return Part(number, status, str(a.get("reason", "")), str(a.get("started_utc", "")),
-                float(a.get("start_time", np.nan)), None if stop is None else float(stop),
+    return Part(number, status, reason, str(a.get("started_utc", "")),
+                float(a.get("start_time", np.nan)), stop,
                 str(a.get("protocol", "")), str(a.get("operator", "")),
                 str(a.get("station_config", "")), json.loads(a.get("devices", "[]")),
                 json.loads(a.get("simulation") or "null"))
@@ -166,6 +191,10 @@ def _join(name: str, groups: builtins.list[tuple[int, h5py.Group]]) -> Stream:
         values.append(group["values"][:n])
         part.append(np.full(n, number, dtype=np.int32))
     first = groups[-1][1].attrs
+    widths = {v.shape[1] for v in values}
+    if len(widths) > 1:
+        raise SessionReadError(f"stream {name!r} has different channel counts in different "
+                               "parts")
     return Stream(name, np.concatenate(times), np.concatenate(values),
                   json.loads(first["channels"]), json.loads(first["units"]),
                   float(first["nominal_rate"]), str(first["source"]), np.concatenate(part),

@@ -22,6 +22,7 @@ from typing import IO, Any
 import h5py
 import numpy as np
 
+from drivers.notifier import Notifier
 from qst_station import __version__
 from qst_station.h5_recovery import clear_status_flags, lock_path, opens_plainly, writer_alive
 from qst_station.recording import Event, SessionInfo, StreamSpec, Subscriber
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 FORMAT_NAME = "qst-station-session"
 FORMAT_VERSION = "1.0"
 EVENT_DTYPE = np.dtype([("time", "f8"), ("kind", "S24"), ("offset", "i8"), ("length", "i4")])
+EXIT_DTYPE = np.dtype([("status", "S16"), ("stop_time", "f8"), ("reason", "S1024")])
 _CHUNK_BYTES = 64 * 1024
 
 
@@ -58,6 +60,12 @@ class SessionWriter(Subscriber):
         self._pending: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
         self._events: list[Event] = []
         self._done = threading.Event()
+        self._notifier = Notifier("session-writer")
+
+    def on_status(self, callback: Callable[[str, str], None]) -> Callable[[], None]:
+        """``callback(kind, message)``: ``failed`` if the file cannot be written any more,
+        ``warning`` for a stream it cannot take."""
+        return self._notifier.subscribe(callback)
 
     # -- subscriber side (producer threads) -----------------------------------------------
     def on_start(self, info: SessionInfo, started_utc: str, start_time: float) -> None:
@@ -65,11 +73,17 @@ class SessionWriter(Subscriber):
         self._take_lock()
         try:
             self._file = self._open_file(info)
+            specs = self._declared_streams()
+            for spec in specs:  # before anything is added to the file
+                earlier = _layout_mismatch(self._file, "", spec)
+                if earlier:
+                    raise SessionFileError(f"{self.path}: stream {spec.name!r} {earlier}")
             self.part_name = self._new_part(info, started_utc, start_time).name
-            self._layout_streams(self._declared_streams())
+            self._layout_streams(specs)
         except Exception:
             if self._file is not None:
                 self._file.close()
+                self._file = None
             self._release_lock()
             raise
         self._thread = threading.Thread(target=self._run, name="session-writer", daemon=True)
@@ -79,10 +93,12 @@ class SessionWriter(Subscriber):
         self._queue.put(("stream", spec))
 
     def on_samples(self, spec: StreamSpec, timestamps: np.ndarray, values: np.ndarray) -> None:
-        self._queue.put(("samples", (spec.name, timestamps, values)))
+        if self.error is None:  # a dead writer queues nothing more
+            self._queue.put(("samples", (spec.name, timestamps, values)))
 
     def on_event(self, event: Event) -> None:
-        self._queue.put(("event", event))
+        if self.error is None:
+            self._queue.put(("event", event))
 
     def on_stop(self, status: str, reason: str, stop_time: float) -> None:
         self._queue.put(("stop", (status, reason, stop_time)))
@@ -95,7 +111,7 @@ class SessionWriter(Subscriber):
     def _open_file(self, info: SessionInfo) -> h5py.File:
         if not self.path.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle = h5py.File(self.path, "x", libver="latest")
+            handle = h5py.File(self.path, "x", libver="latest", locking=False)
             handle.attrs.update({
                 "format": FORMAT_NAME, "format_version": FORMAT_VERSION,
                 "software_version": info.software_version, "session_id": info.session_id,
@@ -107,14 +123,14 @@ class SessionWriter(Subscriber):
                                    "or choose another file")
         if not opens_plainly(self.path):
             clear_status_flags(self.path, lock_is_mine=True)
-        handle = h5py.File(self.path, "a", libver="latest")
-        same = (handle.attrs.get("format") == FORMAT_NAME
-                and handle.attrs.get("participant") == info.participant
-                and handle.attrs.get("visit") == info.visit)
-        if not same:
+        try:
+            handle = h5py.File(self.path, "a", libver="latest", locking=False)
+        except OSError as error:
+            raise SessionFileError(f"{self.path}: cannot continue it: {error}") from None
+        problem = _resume_problem(handle, info)
+        if problem:
             handle.close()
-            raise SessionFileError(f"{self.path} is not a session of participant "
-                                   f"{info.participant!r}, visit {info.visit!r}")
+            raise SessionFileError(f"{self.path}: {problem}")
         return handle
 
     def _new_part(self, info: SessionInfo, started_utc: str, start_time: float) -> h5py.Group:
@@ -122,11 +138,13 @@ class SessionWriter(Subscriber):
         parts = self._file["parts"]
         part = parts.create_group(f"{len(parts) + 1:03d}")
         part.attrs.update({
-            "status": "recording", "started_utc": started_utc, "start_time": start_time,
+            "started_utc": started_utc, "start_time": start_time,
             "protocol": info.protocol, "operator": info.operator,
             "station_config": info.station_config, "software_version": __version__,
             "devices": json.dumps([dict(d) for d in info.devices]),
             "simulation": json.dumps(info.simulation) if info.simulation else ""})
+        exit_row = np.array([(b"recording", np.nan, b"")], dtype=EXIT_DTYPE)
+        part.create_dataset("exit", data=exit_row, maxshape=(1,))
         part.create_group("streams")
         events = part.create_group("events")
         events.create_dataset("table", shape=(0,), maxshape=(None,), dtype=EVENT_DTYPE,
@@ -137,6 +155,9 @@ class SessionWriter(Subscriber):
 
     def _create_stream(self, spec: StreamSpec) -> None:
         assert self._file is not None
+        earlier = _layout_mismatch(self._file, self.part_name, spec)
+        if earlier:
+            raise SessionFileError(f"{self.path}: stream {spec.name!r} {earlier}")
         group = self._file["parts"][self.part_name]["streams"].create_group(spec.name)
         group.attrs.update({
             "channels": json.dumps([c.label for c in spec.channels]),
@@ -162,6 +183,7 @@ class SessionWriter(Subscriber):
         except Exception as error:  # noqa: BLE001 - reported, and the file is closed
             log.exception("session writer failed")
             self.error = f"{type(error).__name__}: {error}"
+            self._notifier.post("failed", f"{self.path}: recording stopped: {self.error}")
             self._close(None)
         finally:
             self._done.set()
@@ -214,9 +236,9 @@ class SessionWriter(Subscriber):
 
     def _write_pending(self) -> None:
         for name, blocks in self._pending.items():
-            if blocks:
+            if blocks and name in self._datasets:
                 self._append(name, blocks)
-        self._pending = {name: [] for name in self._pending}
+                blocks.clear()
         if self._events:
             self._append_events(self._events)
             self._events = []
@@ -239,8 +261,7 @@ class SessionWriter(Subscriber):
         assert self._file is not None
         group = self._file["parts"][self.part_name]["events"]
         table, payload = group["table"], group["payload"]
-        blobs = [json.dumps(e.payload, separators=(",", ":"), default=str).encode()
-                 for e in events]
+        blobs = [_encode(e.payload) for e in events]
         offset = payload.shape[0]
         rows = np.zeros(len(events), dtype=EVENT_DTYPE)
         for i, (event, blob) in enumerate(zip(events, blobs, strict=True)):
@@ -259,24 +280,35 @@ class SessionWriter(Subscriber):
         assert self._file is not None
         self._file.close()
         self._datasets.clear()
-        self._file = h5py.File(self.path, "a", libver="latest")
+        # our sidecar lock keeps other writers out; HDF5's own lock would also refuse while
+        # a reader has the file open, so it is not taken for this short non-SWMR window
+        self._file = _reopen(self.path)
         streams = self._file["parts"][self.part_name]["streams"]
         for name in streams:
             group = streams[name]
             self._datasets[name] = (group["time"], group["values"])
-        self._layout_streams([spec])
+        try:
+            self._create_stream(spec)
+        except SessionFileError as error:
+            self._notifier.post("warning", f"{error}: not recorded")
+        self._file.swmr_mode = True
 
     def _close(self, stop: tuple[str, str, float] | None) -> None:
-        """Close SWMR mode; on a clean stop reopen plainly and record the exit status."""
+        """Record the exit status (a SWMR write, no reopening) and close the file."""
         if self._file is not None:
-            self._file.close()
-            self._file = None
-        if stop is not None:
-            status, reason, stop_time = stop
-            with h5py.File(self.path, "r+", libver="latest") as handle:
-                handle["parts"][self.part_name].attrs.update(
-                    {"status": status, "reason": reason, "stop_time": stop_time})
+            try:
+                if stop is not None:
+                    self._write_exit(self._file, *stop)
+            finally:
+                self._file.close()
+                self._file = None
         self._release_lock()
+
+    def _write_exit(self, handle: h5py.File, status: str, reason: str, stop_time: float
+                    ) -> None:
+        exit_ds = handle["parts"][self.part_name]["exit"]
+        exit_ds[0] = (status.encode(), stop_time, reason.encode()[:1024])
+        handle.flush()
 
     # -- the sidecar lock --------------------------------------------------------------------
     def _take_lock(self) -> None:
@@ -294,6 +326,56 @@ class SessionWriter(Subscriber):
             lock_path(self.path).unlink(missing_ok=True)
             self._lock_handle.close()
             self._lock_handle = None
+
+
+def _encode(payload: Any) -> bytes:
+    """Strict JSON of an event payload; a payload that cannot be encoded is kept as text."""
+    try:
+        text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        text = json.dumps({"unencodable": repr(payload)})
+    return text.encode()
+
+
+def _reopen(path: Path, attempts: int = 50) -> h5py.File:
+    for attempt in range(attempts):
+        try:
+            return h5py.File(path, "a", libver="latest", locking=False)
+        except BlockingIOError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.1)
+    raise AssertionError("unreachable")
+
+
+def _resume_problem(handle: h5py.File, info: SessionInfo) -> str:
+    """Why a run cannot be added to this file, or ""."""
+    if handle.attrs.get("format") != FORMAT_NAME:
+        return "not a qst-station session file"
+    major = str(handle.attrs.get("format_version", "0")).split(".")[0]
+    if major != FORMAT_VERSION.split(".")[0]:
+        return f"session format {handle.attrs.get('format_version')} is not {FORMAT_VERSION}"
+    if (handle.attrs.get("participant"), handle.attrs.get("visit")) != (info.participant,
+                                                                         info.visit):
+        return (f"not a session of participant {info.participant!r}, "
+                f"visit {info.visit!r}")
+    return ""
+
+
+def _layout_mismatch(handle: h5py.File, current: str, spec: StreamSpec) -> str:
+    """How ``spec`` differs from the same stream in earlier parts, or ""."""
+    for name, part in handle["parts"].items():
+        group = part["streams"].get(spec.name) if name != current else None
+        if group is None:
+            continue
+        channels = json.loads(group.attrs["channels"])
+        units = json.loads(group.attrs["units"])
+        dtype = group["values"].dtype
+        if (channels, units, dtype) != ([c.label for c in spec.channels],
+                                        [c.unit for c in spec.channels], np.dtype(spec.dtype)):
+            return (f"has channels {channels} {units} ({dtype}) in part {name}; this run "
+                    "declares it differently: give it another name")
+    return ""
 
 
 def attach(recording: Any, path: str | Path, **options: Any) -> tuple[SessionWriter,

@@ -87,5 +87,8 @@ def run_simulated(protocol: ProtocolFile, clock: Clock, path: Path,
             raise
         finally:
             recording.stop(status, reason)
-    writer.wait(30.0)
+    if not writer.wait(30.0):
+        raise RuntimeError(f"{path}: the writer did not finish within 30 s")
+    if writer.error:
+        raise RuntimeError(f"the session file was not completed: {writer.error}")
     return measures

@@ -26,6 +26,7 @@ from qst_station.recording import (
 from qst_station.session_writer import SessionFileError, SessionWriter
 
 ROOT = Path(__file__).resolve().parent.parent
+LOSS_BOUND_S = 0.6  # the writer flushes every 0.25 s; the issue allows 1 s
 THERMODE = StreamSpec("thermode", tuple(Channel(f"zone{i}", "degC") for i in range(1, 6)),
                       100.0, "TCS II sim", publish=True, lsl_type="Temperature")
 ECG = StreamSpec("ecg", (Channel("ECG", "mV"),), 500.0, "lsl:qst-sim-ECG")
@@ -187,14 +188,17 @@ def test_kill_9_leaves_a_readable_file_with_all_but_the_last_second(tmp_path: Pa
     path = tmp_path / "killed.h5"
     first, newest = _run_and_kill(path, after_s)
     with h5py.File(path, "r", swmr=True) as handle:  # plain h5py, before any recovery
-        assert handle["parts/001"].attrs["status"] == "recording"
+        assert handle["parts/001/exit"][0]["status"] == b"recording"
     s = session.open(path)
     assert s.status == "interrupted"
     ecg = s.streams["ecg"]
-    if newest - 1.0 > first:  # everything pushed up to 1 s before the kill is there
-        assert ecg.time[-1] >= newest - 1.0
-        assert len(s.events_of("trigger")) >= 1
     assert np.all(np.diff(ecg.time) > 0) and ecg.values.shape == (len(ecg.time), 1)
+    # flushes come every 0.25 s: all but the last 0.25 s (+ margin for a busy machine) is kept
+    if newest - first > LOSS_BOUND_S:
+        assert ecg.time[-1] >= newest - LOSS_BOUND_S, (ecg.time[-1], newest)
+        assert len(s.events_of("trigger")) >= 1
+    else:
+        assert len(ecg.time) == 0 or ecg.time[-1] <= newest
     with h5py.File(path, "r") as handle:  # after session.open() cleared the flags
         assert handle["parts/001/streams/ecg/time"].shape[0] == len(s.streams["ecg"].time)
 
