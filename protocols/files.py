@@ -16,86 +16,79 @@ file has a ``[protocol]`` table and one ``[[tests]]`` table per test, in order:
 
 from __future__ import annotations
 
+import importlib
 import re
 import tomllib
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from drivers.interfaces import ThermalCapabilities
-from protocols.thermal import RampProcedure, RampTest, Sequence
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class ProtocolFileError(ValueError):
     """A protocol file that cannot be used; the message is one line naming file:line."""
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
+    """Base of every protocol-file table: unknown keys are errors."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class RampTestEntry(_Strict):
-    test: Literal["CDT", "WDT", "TSL", "CPT", "HPT"]
-    baseline_c: float = Field(32.0, ge=20.0, le=45.0)
-    rate_c_s: float = Field(1.0, gt=0.0, le=300.0)
-    cold_limit_c: float = Field(0.0, ge=-10.0, le=32.0)
-    warm_limit_c: float = Field(50.0, ge=32.0, le=60.0)
-    return_rate_c_s: float = Field(1.0, gt=0.0, le=300.0)
-    repetitions: int = Field(3, ge=1, le=10)
-    isi_s: tuple[float, float] = (4.0, 6.0)
-    instruction: str = ""
-    participant_instruction: str = ""
-
-    @model_validator(mode="after")
-    def _ordered(self) -> RampTestEntry:
-        low, high = self.isi_s
-        if not 0.0 <= low <= high <= 600.0:
-            raise ValueError(f"isi_s must be [min, max] seconds with 0 <= min <= max <= 600, "
-                             f"got {list(self.isi_s)}")
-        if not self.cold_limit_c < self.baseline_c < self.warm_limit_c:
-            raise ValueError("the baseline must lie between cold_limit_c and warm_limit_c")
-        return self
-
-    def ramp_test(self, site: str) -> RampTest:
-        return RampTest(site=site, **self.model_dump())
 
 
-class ProtocolHeader(_Strict):
+
+class ProtocolHeader(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")
     title: str
-    kind: Literal["thermal-limits"]
+    kind: str
     device: str = "thermode"
     site: str = ""
     description: str = ""
 
 
-class ProtocolFile(_Strict):
+class ProtocolFile(Strict):
+    """A validated protocol file; each ``kind`` subclasses it (see :func:`register`)."""
+
     protocol: ProtocolHeader
-    tests: list[RampTestEntry] = Field(min_length=1)
     source: str = Field("", exclude=True)
+    roles: ClassVar[tuple[str, ...]] = ()  # devices a run needs, e.g. ("thermode", "buttons")
 
     @property
     def name(self) -> str:
         return self.protocol.name
 
-    def check_device(self, capabilities: ThermalCapabilities) -> None:
-        """Refuse (CapabilityError naming the step) if any stimulus of the protocol is beyond
-        the device's configured limits or abilities; checked before anything starts."""
-        for number, entry in enumerate(self.tests, start=1):
-            directions = set(entry.ramp_test("").directions())
-            capabilities.require(
-                min_celsius=entry.cold_limit_c if "cold" in directions else None,
-                max_celsius=entry.warm_limit_c if "warm" in directions else None,
-                rise_rate=entry.rate_c_s, return_rate=entry.return_rate_c_s,
-                ramp_and_hold=True, what=f"{self.name} step {number} ({entry.test})")
+    def check_devices(self, capabilities: Mapping[str, Any]) -> None:
+        """Refuse (naming the step) any stimulus beyond the devices' configured limits or
+        abilities, before anything starts. ``capabilities`` maps a role to its device's."""
+        raise NotImplementedError
 
-    def procedure(self, rng: np.random.Generator, site: str | None = None) -> Sequence:
+    def procedure(self, rng: np.random.Generator, site: str | None = None) -> Any:
         """A fresh state machine for one run (``site`` overrides the file's)."""
-        where = self.protocol.site if site is None else site
-        return Sequence([RampProcedure(t.ramp_test(where), rng) for t in self.tests])
+        raise NotImplementedError
+
+
+PROTOCOL_KINDS: dict[str, type[ProtocolFile]] = {}
+# modules that define protocol kinds (imported when the first file is parsed)
+KIND_MODULES = ("protocols.thermal_file",)
+
+
+def register(kind: str) -> Callable[[type[ProtocolFile]], type[ProtocolFile]]:
+    """Class decorator: files with ``kind = "<kind>"`` are validated by this class."""
+    def add(cls: type[ProtocolFile]) -> type[ProtocolFile]:
+        PROTOCOL_KINDS[kind] = cls
+        return cls
+
+    return add
+
+
+def _kinds() -> dict[str, type[ProtocolFile]]:
+    for module in KIND_MODULES:
+        importlib.import_module(module)
+    return PROTOCOL_KINDS
 
 
 def builtin_names() -> list[str]:
@@ -124,8 +117,14 @@ def parse_protocol(text: str, name: str = "<protocol>") -> ProtocolFile:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProtocolFileError(f"{name}: not valid TOML: {exc}") from None
+    header = data.get("protocol")
+    kind = header.get("kind") if isinstance(header, dict) else None
+    kinds = _kinds()
+    if kind not in kinds:
+        raise ProtocolFileError(f"{name}:{_line(text, ('protocol', 'kind'))} protocol.kind: "
+                                f"must be one of {', '.join(sorted(kinds))} (got {kind!r})")
     try:
-        return ProtocolFile.model_validate({**data, "source": name})
+        return kinds[kind].model_validate({**data, "source": name})
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])

@@ -20,6 +20,7 @@ from drivers.tcs import TcsDriver
 from protocols.base import Measure
 from protocols.files import ProtocolFile
 from qst_station.clock import Clock
+from qst_station.deliver_thermal import ThermalDelivery
 from qst_station.recorders import record_status, record_thermode
 from qst_station.recording import Recording, SessionInfo
 from qst_station.runner import ProtocolRunner, RunAborted
@@ -27,6 +28,7 @@ from qst_station.session_writer import SessionWriter
 from sim.button_box import SimulatedButtonBox
 from sim.participant import ParticipantModel, SimulatedParticipant
 from sim.perceiver import ThermalPerceiver
+from sim.rating_scale import SimulatedRatingScale
 from sim.tcs import SimulatedTcs
 
 
@@ -51,15 +53,17 @@ def run_simulated(protocol: ProtocolFile, clock: Clock, path: Path,
         tcs = TcsDriver(tcs_sim.port, clock=clock, quiet_s=0.05)
         device = tcs.connect()
         stack.callback(tcs.disconnect)
-        protocol.check_device(tcs.capabilities)
+        protocol.check_devices({"thermode": tcs.capabilities})
         buttons = SerialButtonBox(box.port, clock=clock)
-        perceiver = ThermalPerceiver(participant, tcs_sim, box).start()
+        scale = SimulatedRatingScale(clock)
+        perceiver = ThermalPerceiver(participant, tcs_sim, box, scale, clock).start()
         stack.callback(perceiver.stop)
         record_thermode(recording, tcs, source=f"TCS II {device.firmware} (simulated)")
-        for name, source in (("thermode", tcs), ("buttons", buttons)):
+        for name, source in (("thermode", tcs), ("buttons", buttons), ("rating", scale)):
             record_status(recording, source, name)
+        delivery = ThermalDelivery(tcs, [buttons, scale])
         runner = ProtocolRunner(protocol.procedure(np.random.default_rng(seed)), recording,
-                                tcs, buttons, name=protocol.name, progress=progress)
+                                [delivery], name=protocol.name, progress=progress)
         runner.listeners.append(perceiver.instruct)
         recording.start(SessionInfo(
             participant.model.participant.code, visit, protocol=protocol.name,
@@ -70,6 +74,8 @@ def run_simulated(protocol: ProtocolFile, clock: Clock, path: Path,
             simulation=participant.truth()))
         buttons.connect()
         stack.callback(buttons.disconnect)
+        scale.connect()
+        stack.callback(scale.disconnect)
         tcs.set_streaming(idle=True, stimulation=True)
         tcs.enable_zones([1, 2, 3, 4, 5])
         tcs.set_baseline(32.0)

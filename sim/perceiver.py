@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from protocols.base import THERMAL_RAMP, Stimulus
+from protocols.base import THERMAL_PULSE, THERMAL_RAMP, Stimulus
 from sim.participant import SimulatedParticipant
 
 PAIN = {"CPT", "HPT"}
@@ -24,10 +24,13 @@ class ThermalPerceiver:
     """Connects a :class:`SimulatedParticipant` to a simulated thermode and button box."""
 
     def __init__(self, participant: SimulatedParticipant, tcs_sim: Any, buttons: Any,
-                 tick_real_s: float = 0.001) -> None:
+                 scale: Any = None, clock: Any = None, tick_real_s: float = 0.001) -> None:
         self.participant = participant
         self.tcs = tcs_sim
         self.buttons = buttons
+        self.scale = scale  # rates pulses (SimulatedRatingScale)
+        self.clock = clock or buttons.clock
+        self._pulse: tuple[float, float] | None = None  # (end time, hottest so far)
         self.tick_real_s = tick_real_s
         self.presses: list[tuple[str, float, float]] = []  # (test, threshold, press time)
         self._trial: tuple[str, str, float, float] | None = None
@@ -45,6 +48,12 @@ class ThermalPerceiver:
 
     def instruct(self, stimulus: Stimulus) -> None:
         """The runner shows ``stimulus``'s instruction: get ready to answer it."""
+        if stimulus.kind == THERMAL_PULSE and stimulus.params.get("rate"):
+            p = stimulus.params
+            rise = abs(p["target_c"] - p["baseline_c"]) / p["rate_c_s"]
+            with self._lock:
+                self._pulse = (self.clock.now() + rise + p["hold_s"], -273.0)
+            return
         if stimulus.kind != THERMAL_RAMP:
             return
         p = stimulus.params
@@ -62,6 +71,7 @@ class ThermalPerceiver:
 
     def _watch(self) -> None:
         while not self._stop.wait(self.tick_real_s):
+            self._feel_pulse()
             with self._lock:
                 trial = self._trial
             if trial is None:
@@ -73,6 +83,19 @@ class ThermalPerceiver:
                 with self._lock:
                     self._trial = None
                 self._press(test, direction, level)
+
+    def _feel_pulse(self) -> None:
+        """During a rated pulse: remember the hottest moment; at its end, rate it."""
+        with self._lock:
+            pulse = self._pulse
+            if pulse is None:
+                return
+            end, hottest = pulse
+            hottest = max(hottest, self._probe_temperature())
+            self._pulse = None if self.clock.now() >= end else (end, hottest)
+        if self._pulse is None and self.scale is not None:
+            rating, delay = self.participant.rate_heat(hottest)
+            self.scale.rate_after(delay, rating)
 
     def _press(self, test: str, direction: str, level: float) -> None:
         button = 1

@@ -32,7 +32,8 @@ def test_builtin_dfns_thermal_loads_and_yields_the_battery() -> None:
      ":27: tests[3] (TSL).repetition: Extra inputs are not permitted"),
     ('isi_s = [2.0, 4.0]', 'isi_s = [5.0, 4.0]',
      ":25: tests[3] (TSL): isi_s must be [min, max] seconds"),
-    ('kind = "thermal-limits"', 'kind = "magic"', ":8: protocol.kind: Input should be"),
+    ('kind = "thermal-limits"', 'kind = "magic"',
+     ":8: protocol.kind: must be one of thermal-limits (got 'magic')"),
 ])
 def test_bad_fields_are_one_line_with_file_and_line(old: str, new: str, message: str) -> None:
     text = BUILTIN.read_text()

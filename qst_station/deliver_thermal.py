@@ -1,0 +1,164 @@
+"""Thermal stimuli on a thermode: method-of-limits ramps and rated pulses.
+
+A ramp runs from the baseline towards its cut-off until the participant's button; the
+temperature at the press (the newest probe sample at or before the press's timestamp, mean
+of zones 1-5) is the answer, and the thermode returns to the baseline. A pulse goes to its
+target, holds, returns; if ``params["rate"]`` it then waits for the participant's rating
+(a ``vas`` response, 0-100) for up to ``rating_window_s``.
+"""
+
+from __future__ import annotations
+
+import queue
+from typing import Any
+
+import numpy as np
+
+from drivers.responses import Response
+from protocols.base import (
+    CUTOFF,
+    DONE,
+    PARADOXICAL,
+    RATING,
+    STOPPED,
+    THERMAL_PULSE,
+    THERMAL_RAMP,
+    Answer,
+    ProtocolError,
+    Stimulus,
+)
+from qst_station.live_buffer import LiveBuffer
+from qst_station.runner import RunAborted, RunContext
+
+RAMP_MARGIN_S = 1.0  # wait this long past the planned end of a ramp for its press
+PARADOXICAL_BUTTON = 2  # TSL: the participant reports a cold ramp felt warm or hot
+
+
+class ThermalDelivery:
+    """Ramps and pulses on ``thermode``; presses and ratings from ``responses``."""
+
+    kinds = (THERMAL_RAMP, THERMAL_PULSE)
+
+    def __init__(self, thermode: Any, responses: Any, name: str = "thermode") -> None:
+        self.thermode = thermode
+        self.name = name
+        self._presses: queue.SimpleQueue[Response] = queue.SimpleQueue()
+        self._ratings: queue.SimpleQueue[Response] = queue.SimpleQueue()
+        self._probe = LiveBuffer(6, capacity=6000)
+        self._run: RunContext | None = None
+        thermode.subscribe(lambda s: self._probe.append(s.timestamp, s.all))
+        for source in responses if isinstance(responses, (list, tuple)) else [responses]:
+            source.subscribe(self._on_response)
+
+    def abort(self) -> None:
+        self.thermode.abort()
+
+    def deliver(self, stimulus: Stimulus, trial: int, run: RunContext) -> Answer:
+        self._run = run
+        if stimulus.kind == THERMAL_RAMP:
+            return self._ramp(stimulus, trial, run)
+        return self._pulse(stimulus, trial, run)
+
+    # -- ramps -------------------------------------------------------------------------------
+    def _ramp(self, stimulus: Stimulus, trial: int, run: RunContext) -> Answer:
+        p = stimulus.params
+        self._wait_idle(run)
+        self.thermode.prepare_ramp_and_hold(p["limit_c"], p["rate_c_s"], p["return_rate_c_s"],
+                                            0.0)
+        run.announce(stimulus)
+        _drain(self._presses)
+        onset = self._start(stimulus, trial, run, p["limit_c"])
+        ramp_s = abs(p["limit_c"] - p["baseline_c"]) / p["rate_c_s"]
+        press = self._next(self._presses, onset + ramp_s + RAMP_MARGIN_S, run)
+        if press is None:
+            run.recording.event("stimulus_offset", {"trial": trial, "device": self.name,
+                                                    "reason": "cut-off"})
+            return Answer(CUTOFF, float(p["limit_c"]), run.clock.now(), {"unit": "degC"})
+        self.thermode.abort()
+        run.recording.event("stimulus_offset", {"trial": trial, "device": self.name,
+                                                "reason": "button"}, press.timestamp)
+        temperature = self._temperature_at(press.timestamp)
+        kind = STOPPED
+        if press.value == PARADOXICAL_BUTTON and stimulus.test == "TSL" \
+                and p["direction"] == "cold":
+            kind = PARADOXICAL
+        return Answer(kind, temperature, press.timestamp,
+                      {"button": press.value, "unit": "degC"})
+
+    # -- pulses ------------------------------------------------------------------------------
+    def _pulse(self, stimulus: Stimulus, trial: int, run: RunContext) -> Answer:
+        p = stimulus.params
+        self._wait_idle(run)
+        self.thermode.prepare_ramp_and_hold(p["target_c"], p["rate_c_s"],
+                                            p["return_rate_c_s"], p["hold_s"])
+        run.announce(stimulus)
+        _drain(self._ratings)
+        onset = self._start(stimulus, trial, run, p["target_c"])
+        rise_s = abs(p["target_c"] - p["baseline_c"]) / p["rate_c_s"]
+        end = onset + rise_s + p["hold_s"]
+        run.wait(max(0.0, end - run.clock.now()))
+        run.recording.event("stimulus_offset", {"trial": trial, "device": self.name,
+                                                "reason": "end"}, end)
+        if not p.get("rate"):
+            return Answer(DONE, None, end, {"unit": ""})
+        rating = self._next(self._ratings, end + float(p.get("rating_window_s", 8.0)), run)
+        if rating is None:
+            return Answer(RATING, None, run.clock.now(), {"unit": "NRS 0-100",
+                                                          "missing": True})
+        return Answer(RATING, float(rating.value), rating.timestamp, {"unit": "NRS 0-100"})
+
+    # -- shared ------------------------------------------------------------------------------
+    def _start(self, stimulus: Stimulus, trial: int, run: RunContext, target: float) -> float:
+        p = stimulus.params
+        self.thermode.start()
+        onset = run.clock.now()
+        run.recording.event("stimulus_onset", {
+            "device": self.name, "test": stimulus.test, "trial": trial,
+            "modality": "cold" if target < p["baseline_c"] else "heat", "target": target,
+            "unit": "degC", "rate_c_s": p["rate_c_s"], "repetition": stimulus.repetition,
+            "site": stimulus.site}, onset)
+        return onset
+
+    def _on_response(self, response: Response) -> None:
+        run = self._run
+        if run is not None:
+            run.recording.event("response", {"source": response.source,
+                                             "action": response.kind,
+                                             "value": response.value}, response.timestamp)
+        if response.kind == "press":
+            self._presses.put(response)
+        elif response.kind in ("vas", "rating"):
+            self._ratings.put(response)
+
+    def _next(self, source: queue.SimpleQueue[Response], deadline: float, run: RunContext
+              ) -> Response | None:
+        """The next response before ``deadline`` (clock time), or None."""
+        while True:
+            left = deadline - run.clock.now()
+            if left <= 0:
+                return None
+            try:
+                return source.get(timeout=min(left, 0.05) / run.clock.speed)
+            except queue.Empty:
+                if run.stopped.is_set():
+                    self.thermode.abort()
+                    raise RunAborted("stopped by the operator") from None
+
+    def _wait_idle(self, run: RunContext, timeout_s: float = 120.0) -> None:
+        deadline = run.clock.now() + timeout_s
+        while self.thermode.busy:
+            if run.clock.now() > deadline:
+                raise ProtocolError("the thermode did not return to its baseline")
+            run.wait(0.02)
+
+    def _temperature_at(self, timestamp: float) -> float:
+        times, values = self._probe.snapshot()
+        if not len(times):
+            raise ProtocolError("no temperature samples from the thermode")
+        i = max(0, int(np.searchsorted(times, timestamp, side="right")) - 1)
+        return float(np.mean(values[i, 1:]))  # zones 1-5 (column 0 is the neutral sensor)
+
+
+def _drain(source: queue.SimpleQueue[Response]) -> None:
+    while not source.empty():
+        source.get_nowait()
