@@ -1,9 +1,10 @@
 """Run a whole protocol headless on simulated devices with a simulated participant.
 
-The TCS II simulator on a pty, a button box simulator on a pty, their real drivers, and a
-participant (``sim/participant.py``) who feels what the simulated probe delivers and
-presses the button after its reaction time (``sim/perceiver.py``). Everything is recorded
-into a new session file, together with the participant's true parameters.
+The devices a protocol needs (its ``roles``) are simulated on ptys and opened with their
+real drivers; a participant (``sim/participant.py``) feels what the simulated devices
+deliver and answers through the simulated button box or rating scale after its reaction
+time. Everything is recorded into a new session file, with the participant's true
+parameters. Each role's simulated station is built by a function in :data:`BUILDERS`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,13 +26,62 @@ from qst_station.clock import Clock
 from qst_station.deliver_thermal import ThermalDelivery
 from qst_station.recorders import record_status, record_thermode
 from qst_station.recording import Recording, SessionInfo
-from qst_station.runner import ProtocolRunner, RunAborted
+from qst_station.runner import Delivery, ProtocolRunner, RunAborted
 from qst_station.session_writer import SessionWriter
 from sim.button_box import SimulatedButtonBox
 from sim.participant import ParticipantModel, SimulatedParticipant
 from sim.perceiver import ThermalPerceiver
 from sim.rating_scale import SimulatedRatingScale
 from sim.tcs import SimulatedTcs
+
+
+@dataclass
+class SimStation:
+    """What the builders share and fill in."""
+
+    clock: Clock
+    recording: Recording
+    participant: SimulatedParticipant
+    stack: ExitStack
+    seed: int
+    button_sim: SimulatedButtonBox
+    buttons: SerialButtonBox
+    scale: SimulatedRatingScale
+    deliveries: list[Delivery] = field(default_factory=list)
+    listeners: list[Callable[[Any], None]] = field(default_factory=list)
+    capabilities: dict[str, Any] = field(default_factory=dict)
+    devices: list[dict[str, str]] = field(default_factory=list)
+    before_start: list[Callable[[], None]] = field(default_factory=list)  # after recording starts
+
+
+def build_thermode(station: SimStation) -> None:
+    """A simulated TCS II, its driver, and the participant feeling it."""
+    clock = station.clock
+    tcs_sim = station.stack.enter_context(SimulatedTcs(clock, seed=station.seed))
+    tcs = TcsDriver(tcs_sim.port, clock=clock, quiet_s=0.05)
+    device = tcs.connect()
+    station.stack.callback(tcs.disconnect)
+    perceiver = ThermalPerceiver(station.participant, tcs_sim, station.button_sim,
+                                 station.scale, clock).start()
+    station.stack.callback(perceiver.stop)
+    record_thermode(station.recording, tcs, source=f"TCS II {device.firmware} (simulated)")
+    record_status(station.recording, tcs, "thermode")
+    station.capabilities["thermode"] = tcs.capabilities
+    station.deliveries.append(ThermalDelivery(tcs, [station.buttons, station.scale]))
+    station.listeners.append(perceiver.instruct)
+    station.devices.append({"kind": "tcs2", "identity": device.identity,
+                            "firmware": device.firmware, "port": tcs_sim.port})
+
+    def prepare() -> None:
+        tcs.set_streaming(idle=True, stimulation=True)
+        tcs.enable_zones([1, 2, 3, 4, 5])
+        tcs.set_baseline(32.0)
+
+    station.before_start.append(prepare)
+
+
+# role -> builder; roles without one (buttons, rating) are always there
+BUILDERS: dict[str, Callable[[SimStation], None]] = {"thermode": build_thermode}
 
 
 def session_path(out_dir: Path, participant: str, visit: str, protocol: str) -> Path:
@@ -48,47 +100,31 @@ def run_simulated(protocol: ProtocolFile, clock: Clock, path: Path,
     recording.subscribe(writer)
     status, reason, measures = "failed", "", []
     with ExitStack() as stack:
-        tcs_sim = stack.enter_context(SimulatedTcs(clock, seed=seed))
-        box = stack.enter_context(SimulatedButtonBox(clock, seed=seed))
-        tcs = TcsDriver(tcs_sim.port, clock=clock, quiet_s=0.05)
-        device = tcs.connect()
-        stack.callback(tcs.disconnect)
-        protocol.check_devices({"thermode": tcs.capabilities})
-        buttons = SerialButtonBox(box.port, clock=clock)
-        scale = SimulatedRatingScale(clock)
-        perceiver = ThermalPerceiver(participant, tcs_sim, box, scale, clock).start()
-        stack.callback(perceiver.stop)
-        record_thermode(recording, tcs, source=f"TCS II {device.firmware} (simulated)")
-        for name, source in (("thermode", tcs), ("buttons", buttons), ("rating", scale)):
-            record_status(recording, source, name)
-        delivery = ThermalDelivery(tcs, [buttons, scale])
+        station = _station(protocol, clock, recording, participant, stack, seed)
+        protocol.check_devices(station.capabilities)
         runner = ProtocolRunner(protocol.procedure(np.random.default_rng(seed)), recording,
-                                [delivery], name=protocol.name, progress=progress)
-        runner.listeners.append(perceiver.instruct)
+                                station.deliveries, name=protocol.name, progress=progress)
+        runner.listeners.extend(station.listeners)
         recording.start(SessionInfo(
             participant.model.participant.code, visit, protocol=protocol.name,
             operator="simulation", site=protocol.protocol.site,
-            devices=({"kind": "tcs2", "identity": device.identity,
-                      "firmware": device.firmware, "port": tcs_sim.port},
-                     {"kind": "button-box", "port": box.port}),
+            devices=(*station.devices, {"kind": "button-box", "port": station.button_sim.port}),
             simulation=participant.truth()))
-        buttons.connect()
-        stack.callback(buttons.disconnect)
-        scale.connect()
-        stack.callback(scale.disconnect)
-        tcs.set_streaming(idle=True, stimulation=True)
-        tcs.enable_zones([1, 2, 3, 4, 5])
-        tcs.set_baseline(32.0)
+        for source in (station.buttons, station.scale):
+            source.connect()
+            stack.callback(source.disconnect)
+        for prepare in station.before_start:
+            prepare()
         try:
             measures = runner.run()
             status = "success"
         except RunAborted as stop:
             status, reason = "aborted", str(stop)
         except KeyboardInterrupt:
-            tcs.abort()
+            runner.stop()
             status, reason = "aborted", "interrupted by the operator (Ctrl-C)"
         except Exception as error:
-            tcs.abort()
+            runner.stop()
             reason = f"{type(error).__name__}: {error}"
             raise
         finally:
@@ -98,3 +134,19 @@ def run_simulated(protocol: ProtocolFile, clock: Clock, path: Path,
     if writer.error:
         raise RuntimeError(f"the session file was not completed: {writer.error}")
     return measures
+
+
+def _station(protocol: ProtocolFile, clock: Clock, recording: Recording,
+             participant: SimulatedParticipant, stack: ExitStack, seed: int) -> SimStation:
+    box = stack.enter_context(SimulatedButtonBox(clock, seed=seed))
+    station = SimStation(clock, recording, participant, stack, seed, box,
+                         SerialButtonBox(box.port, clock=clock), SimulatedRatingScale(clock))
+    for name, source in (("buttons", station.buttons), ("rating", station.scale)):
+        record_status(recording, source, name)
+    for role in protocol.roles:
+        builder = BUILDERS.get(role)
+        if builder is None and role not in ("buttons", "rating"):
+            raise ValueError(f"{protocol.name}: no simulated device for the role {role!r}")
+        if builder is not None:
+            builder(station)
+    return station
