@@ -61,6 +61,10 @@ class ProtocolFile(Strict):
     def name(self) -> str:
         return self.protocol.name
 
+    def steps(self) -> list[str]:
+        """What a run measures, in order (for listings)."""
+        return [self.protocol.kind]
+
     def check_devices(self, capabilities: Mapping[str, Any]) -> None:
         """Refuse (naming the step) any stimulus beyond the devices' configured limits or
         abilities, before anything starts. ``capabilities`` maps a role to its device's."""
@@ -73,7 +77,7 @@ class ProtocolFile(Strict):
 
 PROTOCOL_KINDS: dict[str, type[ProtocolFile]] = {}
 # modules that define protocol kinds (imported when the first file is parsed)
-KIND_MODULES = ("protocols.thermal_file",)
+KIND_MODULES = ("protocols.thermal_file", "protocols.rating_file")
 
 
 def register(kind: str) -> Callable[[type[ProtocolFile]], type[ProtocolFile]]:

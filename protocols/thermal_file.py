@@ -43,6 +43,9 @@ class ThermalLimitsFile(ProtocolFile):
     tests: list[RampTestEntry] = Field(min_length=1)
     roles = ("thermode", "buttons")
 
+    def steps(self) -> list[str]:
+        return [t.test for t in self.tests]
+
     def check_devices(self, capabilities: Mapping[str, Any]) -> None:
         self.check_device(capabilities["thermode"])
 

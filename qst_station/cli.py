@@ -567,7 +567,7 @@ def protocols_list() -> None:
 
     for name in builtin_names():
         protocol = load_protocol(name)
-        tests = ", ".join(t.test for t in protocol.tests)
+        tests = ", ".join(protocol.steps())
         click.echo(f"{name:<18} {protocol.protocol.title}  [{tests}]")
 
 

@@ -62,6 +62,10 @@ class HeatRating(_Strict):
     midpoint_above_hpt_c: float = 2.0  # rating 50/100 this far above HPT
     slope_per_c: float = Field(1.2, gt=0.0)
     noise: float = Field(6.0, ge=0.0)  # SD of a rating, points
+    # temporal summation: each pulse that follows the previous one within train_gap_s is
+    # rated this fraction higher than the one before (compounding; capped at 100)
+    summation_per_pulse: float = Field(0.06, ge=0.0, le=1.0)
+    train_gap_s: float = Field(4.0, gt=0.0)
 
 
 class ParticipantModel(_Strict):
@@ -99,6 +103,8 @@ class SimulatedParticipant:
         self.model = model or ParticipantModel()
         self.seed = seed
         self.rng = np.random.default_rng(seed)
+        self._last_pulse: float | None = None
+        self._train = 0
 
     # -- thresholds and reactions --------------------------------------------------------------
     def threshold(self, measure: str) -> float:
@@ -123,10 +129,17 @@ class SimulatedParticipant:
         x = r.slope_per_c * (celsius - self.model.thresholds.HPT - r.midpoint_above_hpt_c)
         return float(100.0 / (1.0 + np.exp(-x)))
 
-    def rate_heat(self, celsius: float) -> tuple[float, float]:
-        """(rating 0-100 rounded to 1, reaction time s) for one stimulus."""
-        rating = self.expected_rating(celsius) + self.rng.normal(0.0,
-                                                                 self.model.heat_rating.noise)
+    def rate_heat(self, celsius: float, when: float | None = None) -> tuple[float, float]:
+        """(rating 0-100 rounded to 1, reaction time s) for a pulse that ended at ``when``
+        (clock s; pulses closer than ``train_gap_s`` sum up temporally)."""
+        r = self.model.heat_rating
+        in_train = when is not None and self._last_pulse is not None \
+            and when - self._last_pulse <= r.train_gap_s
+        self._train = self._train + 1 if in_train else 0
+        self._last_pulse = when
+        expected = min(100.0, self.expected_rating(celsius)
+                       * (1.0 + r.summation_per_pulse) ** self._train)
+        rating = expected + self.rng.normal(0.0, r.noise)
         delay = float(self.model.participant.reaction_time_s * 2.5
                       * np.exp(self.rng.normal(0.0, 0.25)))
         return float(np.clip(np.round(rating), 0.0, 100.0)), delay

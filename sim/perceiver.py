@@ -30,7 +30,7 @@ class ThermalPerceiver:
         self.buttons = buttons
         self.scale = scale  # rates pulses (SimulatedRatingScale)
         self.clock = clock or buttons.clock
-        self._pulse: tuple[float, float] | None = None  # (end time, hottest so far)
+        self._pulse: tuple[float, float, float] | None = None
         self.tick_real_s = tick_real_s
         self.presses: list[tuple[str, float, float]] = []  # (test, threshold, press time)
         self._trial: tuple[str, str, float, float] | None = None
@@ -51,8 +51,9 @@ class ThermalPerceiver:
         if stimulus.kind == THERMAL_PULSE and stimulus.params.get("rate"):
             p = stimulus.params
             rise = abs(p["target_c"] - p["baseline_c"]) / p["rate_c_s"]
-            with self._lock:
-                self._pulse = (self.clock.now() + rise + p["hold_s"], -273.0)
+            with self._lock:  # (latest end if nothing is felt, baseline, hottest so far)
+                self._pulse = (self.clock.now() + rise + p["hold_s"] + 5.0, p["baseline_c"],
+                               -273.0)
             return
         if stimulus.kind != THERMAL_RAMP:
             return
@@ -85,16 +86,19 @@ class ThermalPerceiver:
                 self._press(test, direction, level)
 
     def _feel_pulse(self) -> None:
-        """During a rated pulse: remember the hottest moment; at its end, rate it."""
+        """During a rated pulse: remember the hottest moment; once the probe cools again
+        (the pulse is over), rate it."""
         with self._lock:
             pulse = self._pulse
             if pulse is None:
                 return
-            end, hottest = pulse
-            hottest = max(hottest, self._probe_temperature())
-            self._pulse = None if self.clock.now() >= end else (end, hottest)
-        if self._pulse is None and self.scale is not None:
-            rating, delay = self.participant.rate_heat(hottest)
+            latest, baseline, hottest = pulse
+            now, temperature = self.clock.now(), self._probe_temperature()
+            hottest = max(hottest, temperature)
+            over = (hottest > baseline + 1.0 and temperature < hottest - 0.5) or now > latest
+            self._pulse = None if over else (latest, baseline, hottest)
+        if over and self.scale is not None:
+            rating, delay = self.participant.rate_heat(hottest, now)
             self.scale.rate_after(delay, rating)
 
     def _press(self, test: str, direction: str, level: float) -> None:

@@ -1,0 +1,94 @@
+"""Protocol kinds with rated heat pulses: ``heat-calibration`` and ``tsp-heat``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from protocols.files import ProtocolFile, Strict, register
+from protocols.thermal_pulses import HeatCalibration, HeatTsp, PulseShape
+
+
+class PulseEntry(Strict):
+    baseline_c: float = Field(32.0, ge=20.0, le=45.0)
+    rate_c_s: float = Field(8.0, gt=0.0, le=300.0)
+    return_rate_c_s: float = Field(8.0, gt=0.0, le=300.0)
+    hold_s: float = Field(8.0, ge=0.0, le=60.0)
+    rating_window_s: float = Field(8.0, gt=0.0, le=60.0)
+    isi_s: tuple[float, float] = (10.0, 14.0)
+
+    def shape(self) -> PulseShape:
+        return PulseShape(**self.model_dump())
+
+
+class CalibrationEntry(Strict):
+    temperatures_c: list[float] = Field(min_length=3)
+    repetitions: int = Field(2, ge=1, le=10)
+    targets: list[float] = Field(default_factory=lambda: [30.0, 50.0, 70.0], min_length=1)
+    instruction: str = ""
+    participant_instruction: str = ""
+
+    @model_validator(mode="after")
+    def _sensible(self) -> CalibrationEntry:
+        if any(not 0.0 < t < 100.0 for t in self.targets):
+            raise ValueError("target ratings must lie strictly between 0 and 100")
+        if len(set(self.temperatures_c)) < 3:
+            raise ValueError("at least 3 different temperatures are needed for a fit")
+        return self
+
+
+class TrainEntry(Strict):
+    target_c: float = Field(ge=33.0, le=52.0)
+    pulses: int = Field(10, ge=2, le=50)
+    interval_s: float = Field(0.5, ge=0.0, le=30.0)
+    instruction: str = ""
+    participant_instruction: str = ""
+
+
+def _check(capabilities: Mapping[str, Any], what: str, hottest: float, pulse: PulseEntry
+           ) -> None:
+    capabilities["thermode"].require(max_celsius=hottest, rise_rate=pulse.rate_c_s,
+                                     return_rate=pulse.return_rate_c_s, ramp_and_hold=True,
+                                     what=what)
+
+
+@register("heat-calibration")
+class HeatCalibrationFile(ProtocolFile):
+    calibration: CalibrationEntry
+    pulse: PulseEntry = Field(default_factory=PulseEntry)
+    roles = ("thermode", "rating")
+
+    def steps(self) -> list[str]:
+        return [f"T{t:g}" for t in self.calibration.targets]
+
+    def check_devices(self, capabilities: Mapping[str, Any]) -> None:
+        _check(capabilities, f"{self.name} (calibration pulses)",
+               max(self.calibration.temperatures_c), self.pulse)
+
+    def procedure(self, rng: np.random.Generator, site: str | None = None) -> HeatCalibration:
+        c = self.calibration
+        return HeatCalibration(c.temperatures_c, c.repetitions, self.pulse.shape(), rng,
+                               tuple(c.targets), self.protocol.site if site is None else site,
+                               c.instruction, c.participant_instruction)
+
+
+@register("tsp-heat")
+class HeatTspFile(ProtocolFile):
+    train: TrainEntry
+    pulse: PulseEntry = Field(default_factory=PulseEntry)
+    roles = ("thermode", "rating")
+
+    def steps(self) -> list[str]:
+        return ["TSP"]
+
+    def check_devices(self, capabilities: Mapping[str, Any]) -> None:
+        _check(capabilities, f"{self.name} (train pulses)", self.train.target_c, self.pulse)
+
+    def procedure(self, rng: np.random.Generator, site: str | None = None) -> HeatTsp:
+        t = self.train
+        return HeatTsp(t.target_c, t.pulses, self.pulse.shape(), rng,
+                       self.protocol.site if site is None else site, t.instruction,
+                       t.participant_instruction, t.interval_s)
