@@ -636,17 +636,29 @@ def _record_demo(path: Path, clock, plan: dict, participant: str,  # noqa: ANN00
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True,
               help="PATH exists (e.g. an interrupted session): add this run to it as a new part.")
+@click.option("--calibration", "calibration_path", type=click.Path(dir_okay=False),
+              default=None, help="A heat-calibration session: heat at its T30/T50/T70.")
 @SPEED
 @CONFIG
 def demo(path: str | None, volumes: int, tr_s: float, every: int, participant: str,
-         visit: str, seed: int, resume: bool, speed: float, config_path: str | None) -> None:
+         visit: str, seed: int, resume: bool, calibration_path: str | None, speed: float,
+         config_path: str | None) -> None:
     """Record a simulated fMRI heat-pain run (TCS II, scanner, ECG via LSL) into PATH."""
 
     target = Path(path) if path else default_demo_path(participant, visit)
     if target.exists() and not resume:
         raise click.BadParameter(f"{target} exists; choose a new file, or --resume to add "
                                  "this run to it", param_hint="PATH")
-    plan = {"volumes": volumes, "tr_s": tr_s, "every": every, "seed": seed}
+    plan: dict = {"volumes": volumes, "tr_s": tr_s, "every": every, "seed": seed}
+    if calibration_path:
+        from qst_station.calibration import CalibrationError, calibrated_temperatures
+
+        try:
+            temperatures = calibrated_temperatures(calibration_path)
+        except (CalibrationError, RuntimeError, OSError) as exc:
+            raise click.ClickException(str(exc)) from None
+        plan["targets_c"] = tuple(temperatures.values())
+        click.echo("calibrated: " + ", ".join(f"{k} {v:g} °C" for k, v in temperatures.items()))
     config = _load(config_path)
     try:
         _record_demo(target, _clock(speed), plan, participant, visit, config, resume)

@@ -50,12 +50,13 @@ class DemoPlan:
     rate_c_per_s: float = 20.0
     ecg_rate_hz: float = 500.0
     seed: int = 0
+    targets_c: tuple[float, ...] = TARGETS_C  # cycled; e.g. a calibration's T30/T50/T70
 
     def stimulus_volumes(self) -> list[int]:
         return list(range(self.first, self.volumes + 1, self.every))
 
     def check(self) -> None:
-        rise = (max(TARGETS_C) - BASELINE_C) / self.rate_c_per_s
+        rise = (max(self.targets_c) - BASELINE_C) / self.rate_c_per_s
         needs = self.hold_ms / 1000 + rise + 0.5
         if self.every * self.tr_s < needs:
             raise ValueError(f"stimuli every {self.every} volumes of {self.tr_s:g} s leave "
@@ -72,7 +73,7 @@ class _Stimulator:
 
     def __init__(self, tcs: TcsDriver, recording: Recording, plan: DemoPlan) -> None:
         self.tcs, self.recording, self.plan = tcs, recording, plan
-        self.schedule = dict(zip(plan.stimulus_volumes(), itertools.cycle(TARGETS_C),
+        self.schedule = dict(zip(plan.stimulus_volumes(), itertools.cycle(plan.targets_c),
                                  strict=False))
         self.given: list[tuple[int, float, float]] = []  # (trial, target, onset)
         self.errors: list[str] = []
@@ -203,7 +204,7 @@ def _run(recording: Recording, tcs: TcsDriver, scanner: SimulatedScanner,
     clock = recording.clock
     participant = SimulatedParticipant(seed=plan.seed)
     recording.event("phase", {"name": "fmri-run", "state": "start", "run": run_number})
-    stimulator.prepare(TARGETS_C[0])
+    stimulator.prepare(plan.targets_c[0])
     scanner.start()
     pending: list[tuple[float, str, dict[str, object]]] = []
     rated = 0
@@ -222,7 +223,7 @@ def _run(recording: Recording, tcs: TcsDriver, scanner: SimulatedScanner,
                 pending.append((offset + delay, "rating", {
                     "scale": "NRS 0-100", "value": rating, "stimulus": trial}))
                 if rated < len(stimulator.schedule):
-                    next_target = TARGETS_C[rated % len(TARGETS_C)]
+                    next_target = plan.targets_c[rated % len(plan.targets_c)]
                     _prepare_when_idle(tcs, stimulator, next_target, clock)
             pending = _emit_due(recording, pending, print_line)
     except KeyboardInterrupt:

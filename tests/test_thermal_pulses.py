@@ -134,3 +134,17 @@ def test_simulated_heat_tsp_shows_the_participants_summation(tmp_path: Path) -> 
     # 9 more pulses, 5 % each: 50 * 1.05**9 = 77.6
     assert tsp.extra["last"] == pytest.approx(first * 1.05 ** 9, abs=3.0)
     assert tsp.flags == ()
+
+
+def test_calibrated_temperatures_feed_a_later_run(tmp_path: Path) -> None:
+    from qst_station.calibration import CalibrationError, calibrated_temperatures
+
+    run_simulated(parse_protocol(SHORT_CAL), SimulatedClock(40.0), tmp_path / "cal.h5",
+                  quiet_participant(), seed=3, progress=lambda line: None)
+    temperatures = calibrated_temperatures(tmp_path / "cal.h5")
+    assert list(temperatures) == ["T30", "T50", "T70"]
+    assert all(v * 2 == round(v * 2) for v in temperatures.values())  # 0.5 °C steps
+    run_simulated(load_protocol("tsp"), SimulatedClock(20.0), tmp_path / "tsp.h5",
+                  quiet_participant(), seed=4, progress=lambda line: None)
+    with pytest.raises(CalibrationError, match="no calibrated temperatures"):
+        calibrated_temperatures(tmp_path / "tsp.h5")
