@@ -15,17 +15,30 @@ The model is a TOML file (``docs/simulated-participants.md``)::
     [noise]                      # trial-to-trial SD of each threshold, same units
     HPT = 0.6
 
+    [ppt_sites]                  # true PPT (kPa) per site; other sites: thresholds.PPT
+    "lumbar painful side" = 280.0
+
+    [cuff]                       # the simulated cuff's VAS: 0 at detection, 10 at tolerance
+    pain_detection_kpa = 25.0
+
+    [cpm]                        # while conditioning acts (and carryover_s after it)
+    effect_percent = 25.0        # PPT x (1 + effect/100); + = inhibition
+    effect_heat_c = 1.0          # HPT + effect
+
 Ratings of heat (0-100) follow a logistic function of temperature rising from HPT. The
-participant's true parameters go into the session file of a simulated session.
+simulation sets :attr:`SimulatedParticipant.conditioned` while a CPM conditioning stimulus
+acts; PPT and HPT drawn then are modulated. The participant's true parameters go into the
+session file of a simulated session.
 """
 
 from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 MEASURES = ("CDT", "WDT", "CPT", "HPT", "PPT")
 
@@ -65,7 +78,28 @@ class HeatRating(_Strict):
     # temporal summation: each pulse that follows the previous one within train_gap_s is
     # rated this fraction higher than the one before (compounding; capped at 100)
     summation_per_pulse: float = Field(0.06, ge=0.0, le=1.0)
-    train_gap_s: float = Field(4.0, gt=0.0)
+    train_gap_s: float = Field(6.0, gt=0.0)
+
+
+class CuffPain(_Strict):
+    """The simulated cuff's VAS: 0 below detection, linear to 10 cm at tolerance."""
+
+    pain_detection_kpa: float = Field(25.0, gt=0.0, le=100.0)
+    pain_tolerance_kpa: float = Field(60.0, gt=0.0, le=150.0)  # button 0.5 s after reaching it
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CuffPain:
+        if not self.pain_detection_kpa < self.pain_tolerance_kpa:
+            raise ValueError("pain_detection_kpa must be below pain_tolerance_kpa")
+        return self
+
+
+class Cpm(_Strict):
+    """Conditioned pain modulation: thresholds while conditioning acts (+ = inhibition)."""
+
+    effect_percent: float = Field(25.0, ge=-90.0, le=300.0)  # PPT change, % of the threshold
+    effect_heat_c: float = Field(1.0, ge=-5.0, le=5.0)  # HPT change, °C
+    carryover_s: float = Field(120.0, ge=0.0, le=3600.0)  # the effect outlasts conditioning
 
 
 class ParticipantModel(_Strict):
@@ -73,6 +107,10 @@ class ParticipantModel(_Strict):
     thresholds: Thresholds = Field(default_factory=Thresholds)
     noise: Noise = Field(default_factory=Noise)
     heat_rating: HeatRating = Field(default_factory=HeatRating)
+    ppt_sites: dict[str, Annotated[float, Field(gt=0.0, le=2000.0)]] = Field(
+        default_factory=dict)  # true PPT (kPa) by site name (case-insensitive)
+    cuff: CuffPain = Field(default_factory=CuffPain)
+    cpm: Cpm = Field(default_factory=Cpm)
 
 
 class ParticipantFileError(ValueError):
@@ -105,12 +143,35 @@ class SimulatedParticipant:
         self.rng = np.random.default_rng(seed)
         self._last_pulse: float | None = None
         self._train = 0
+        self.conditioned = False  # a CPM conditioning stimulus acts (set by the simulation)
 
     # -- thresholds and reactions --------------------------------------------------------------
     def threshold(self, measure: str) -> float:
         """This trial's threshold for ``measure`` (true value plus trial-to-trial noise)."""
         true = getattr(self.model.thresholds, measure)
-        return float(true + self.rng.normal(0.0, getattr(self.model.noise, measure)))
+        value = float(true + self.rng.normal(0.0, getattr(self.model.noise, measure)))
+        return self._modulated(measure, value)
+
+    def true_ppt(self, site: str = "") -> float:
+        """The true PPT (kPa) at ``site``: ``ppt_sites`` (case-insensitive), else ``PPT``."""
+        key = site.strip().casefold()
+        by_site = {k.strip().casefold(): v for k, v in self.model.ppt_sites.items()}
+        return float(by_site.get(key, self.model.thresholds.PPT))
+
+    def ppt(self, site: str = "") -> float:
+        """This trial's PPT (kPa) at ``site``: truth, noise, conditioning."""
+        value = self.true_ppt(site) + self.rng.normal(0.0, self.model.noise.PPT)
+        return self._modulated("PPT", max(1.0, float(value)))
+
+    def _modulated(self, measure: str, value: float) -> float:
+        """``value`` changed by the CPM effect while :attr:`conditioned`."""
+        if not self.conditioned:
+            return value
+        if measure == "PPT":
+            return value * (1.0 + self.model.cpm.effect_percent / 100.0)
+        if measure == "HPT":
+            return value + self.model.cpm.effect_heat_c
+        return value
 
     def reaction_time(self) -> float:
         p = self.model.participant
