@@ -33,7 +33,7 @@ def test_builtin_dfns_thermal_loads_and_yields_the_battery() -> None:
     ('isi_s = [2.0, 4.0]', 'isi_s = [5.0, 4.0]',
      ":25: tests[3] (TSL): isi_s must be [min, max] seconds"),
     ('kind = "thermal-limits"', 'kind = "magic"',
-     ":8: protocol.kind: must be one of thermal-limits (got 'magic')"),
+     ":8: protocol.kind: must be one of "),
 ])
 def test_bad_fields_are_one_line_with_file_and_line(old: str, new: str, message: str) -> None:
     text = BUILTIN.read_text()
@@ -41,6 +41,9 @@ def test_bad_fields_are_one_line_with_file_and_line(old: str, new: str, message:
     with pytest.raises(ProtocolFileError) as caught:
         parse_protocol(text.replace(old, new, 1), "my.toml")
     assert str(caught.value).startswith("my.toml" + message), str(caught.value)
+    if "kind" in message:
+        assert "thermal-limits" in str(caught.value)
+        assert str(caught.value).endswith("(got 'magic')")
     assert "\n" not in str(caught.value)
 
 
