@@ -571,6 +571,68 @@ def protocols_list() -> None:
         click.echo(f"{name:<18} {protocol.protocol.title}  [{tests}]")
 
 
+@main.command("profile")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--sex", type=click.Choice(["female", "male"]), required=True)
+@click.option("--age", type=click.FloatRange(0, 120), required=True)
+@click.option("--reference", "reference_path", type=click.Path(dir_okay=False), default=None,
+              help="The lab's reference table (CSV, docs/reference-data.md). Without it: the "
+                   "SYNTHETIC demo table, for trying things out only.")
+@click.option("--site", default=None, help="Test area (default: where the measures were taken).")
+@click.option("--png", "png_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the DFNS-style profile plot here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the z-scores as JSON.")
+def profile_command(path: str, sex: str, age: float, reference_path: str | None,
+                    site: str | None, png_path: str | None, as_json: bool) -> None:
+    """z-scores of the DFNS measures in the session at PATH, loss/gain code, quality flags."""
+    import json
+
+    from protocols.reference import (
+        ReferenceLookupError,
+        ReferenceTableError,
+        demo_table,
+        load_reference_table,
+    )
+    from protocols.zscores import profile
+    from qst_station import session as session_file
+    from qst_station.profiles import measures_of
+
+    try:
+        measures = measures_of(session_file.open(path))
+        table = load_reference_table(reference_path) if reference_path else demo_table()
+        where = site or next((m.site for m in measures if m.site), "")
+        result = profile(measures, table, site=where, sex=sex, age=age)
+    except (session_file.SessionReadError, ReferenceTableError, ReferenceLookupError,
+            ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if not result.zscores:
+        raise click.ClickException(f"{path}: no DFNS measures to z-score")
+    rows = [{"measure": z.measure, "value": z.value, "z": round(z.z, 3),
+             "direction": z.direction, "flags": list(z.flags)} for z in result.zscores.values()]
+    sources = sorted({z.reference.source for z in result.zscores.values()})
+    if as_json:
+        click.echo(json.dumps({"site": where, "sex": sex, "age": age, "code": result.code,
+                               "zscores": rows, "counts": dict(result.counts),
+                               "flags": list(result.flags), "reference": sources}, indent=2))
+    else:
+        click.echo(f"{path}: site {where}, {sex}, age {age:g}; reference: {'; '.join(sources)}")
+        for row in rows:
+            mark = "  ABNORMAL" if row["direction"] != "normal" else ""
+            click.echo(f"  {row['measure']:<5} {row['value']:>9.3f}  z {row['z']:+6.2f}  "
+                       f"{row['direction']}{mark}")
+        for name, value in result.counts.items():
+            click.echo(f"  {name:<5} {value:>9.3f}  (not z-scored)")
+        click.echo(f"profile {result.code}" + (f"; {', '.join(result.flags)}" if result.flags
+                                               else ""))
+    if png_path:
+        from qst_station.profile_plot import save_profile_plot
+
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        written = save_profile_plot(result, png_path,
+                                    participant=session_file.open(path).participant, site=where)
+        click.echo(f"plot: {written}")
+
+
 def _run_protocol(name: str, simulate: bool, participant_file: str | None, seed: int,
                   speed: float, out_dir: Path, visit: str) -> None:
     from drivers.interfaces import CapabilityError

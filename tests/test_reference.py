@@ -148,7 +148,7 @@ def test_demo_table_is_synthetic_and_complete() -> None:
     assert "SYNTHETIC" in DEMO_TABLE
     table = demo_table()
     assert all(r.source == "SYNTHETIC DEMO DATA - not for clinical use" for r in table.rows)
-    for site in ("hand", "foot"):
+    for site in ("hand dorsum", "foot dorsum"):
         for sex in ("female", "male"):
             for age in (18, 39, 40, 59, 60, 79):
                 for measure in PROFILE_ORDER:

@@ -167,16 +167,16 @@ def test_profile_from_measures_with_the_demo_table() -> None:
     measures = [
         Measure("CDT", 1.5, "°C", "log10", flags=("outlier",)),
         Measure("HPT", 40.0, "degC"),  # the session file's spelling of °C
-        Measure("PPT", 200.0, "kPa", "log10", site="Hand"),
+        Measure("PPT", 200.0, "kPa", "log10", site="Hand Dorsum"),
         Measure("PHS", 1, "count"),
         Measure("DMA", 0.0, "NRS 0-100"),
         Measure("TSP", 12.0, "NRS 0-100"),  # not a DFNS z-score: skipped
     ]
-    p = profile(measures, table, site="hand", sex="female", age=30)
+    p = profile(measures, table, site="hand dorsum", sex="female", age=30)
     assert list(p.zscores) == ["CDT", "HPT", "PPT"]
     assert dict(p.counts) == {"PHS": 1.0, "DMA": 0.0}
     cdt = p.zscores["CDT"]
-    ref = table.lookup("hand", "female", 30, "CDT")
+    ref = table.lookup("hand dorsum", "female", 30, "CDT")
     assert cdt.reference == ref
     assert cdt.z == pytest.approx(-(math.log10(1.5) - ref.mean) / ref.sd)
     assert cdt.flags == ("outlier",)
@@ -190,13 +190,13 @@ def test_profile_from_measures_with_the_demo_table() -> None:
 ])
 def test_profile_refuses_inconsistent_measures(measure: Measure, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        profile([measure], demo_table(), site="hand", sex="male", age=50)
+        profile([measure], demo_table(), site="hand dorsum", sex="male", age=50)
 
 
 def test_profile_refuses_duplicates_and_missing_rows() -> None:
     cdt = Measure("CDT", 1.5, "°C", "log10")
     with pytest.raises(ValueError, match="CDT occurs twice"):
-        profile([cdt, cdt], demo_table(), site="hand", sex="male", age=50)
+        profile([cdt, cdt], demo_table(), site="hand dorsum", sex="male", age=50)
     table = ReferenceTable([row("CDT", 0.2, 0.25)], "t.csv")
     with pytest.raises(ReferenceLookupError, match="no reference row for CDT at site 'face'"):
         profile([cdt], table, site="face", sex="male", age=50)
