@@ -95,3 +95,30 @@ class Procedure(Protocol):
 
 class ProtocolError(ValueError):
     """A procedure was used out of order or given an answer it cannot take."""
+
+
+class InOrder:
+    """Procedures one after another (a battery); the measures of all of them."""
+
+    def __init__(self, procedures: list[Any]) -> None:
+        self.procedures = list(procedures)
+
+    @property
+    def done(self) -> bool:
+        return all(p.done for p in self.procedures)
+
+    def _current(self) -> Any:
+        return next((p for p in self.procedures if not p.done), None)
+
+    def next_stimulus(self) -> Stimulus | None:
+        current = self._current()
+        return None if current is None else current.next_stimulus()
+
+    def record(self, answer: Answer) -> None:
+        current = self._current()
+        if current is None:
+            raise ProtocolError("the battery is complete")
+        current.record(answer)
+
+    def result(self) -> list[Measure]:
+        return [m for p in self.procedures for m in p.result()]

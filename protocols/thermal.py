@@ -26,6 +26,7 @@ from protocols.base import (
     STOPPED,
     THERMAL_RAMP,
     Answer,
+    InOrder,
     Measure,
     ProtocolError,
     Stimulus,
@@ -137,31 +138,7 @@ class RampProcedure:
         return out
 
 
-class Sequence:
-    """Procedures one after another (a battery); measures of all of them."""
-
-    def __init__(self, procedures: list[RampProcedure]) -> None:
-        self.procedures = procedures
-
-    @property
-    def done(self) -> bool:
-        return all(p.done for p in self.procedures)
-
-    def _current(self) -> RampProcedure | None:
-        return next((p for p in self.procedures if not p.done), None)
-
-    def next_stimulus(self) -> Stimulus | None:
-        current = self._current()
-        return None if current is None else current.next_stimulus()
-
-    def record(self, answer: Answer) -> None:
-        current = self._current()
-        if current is None:
-            raise ProtocolError("the battery is complete")
-        current.record(answer)
-
-    def result(self) -> list[Measure]:
-        return [m for p in self.procedures for m in p.result()]
+Sequence = InOrder  # the thermal battery is its tests in order
 
 
 def dfns_thermal(rng: np.random.Generator, site: str = "", baseline_c: float = 32.0

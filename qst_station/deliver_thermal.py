@@ -45,7 +45,6 @@ class ThermalDelivery:
         self._presses: queue.SimpleQueue[Response] = queue.SimpleQueue()
         self._ratings: queue.SimpleQueue[Response] = queue.SimpleQueue()
         self._probe = LiveBuffer(6, capacity=6000)
-        self._run: RunContext | None = None
         thermode.subscribe(lambda s: self._probe.append(s.timestamp, s.all))
         for source in responses if isinstance(responses, (list, tuple)) else [responses]:
             source.subscribe(self._on_response)
@@ -54,7 +53,6 @@ class ThermalDelivery:
         self.thermode.abort()
 
     def deliver(self, stimulus: Stimulus, trial: int, run: RunContext) -> Answer:
-        self._run = run
         if stimulus.kind == THERMAL_RAMP:
             return self._ramp(stimulus, trial, run)
         return self._pulse(stimulus, trial, run)
@@ -120,11 +118,7 @@ class ThermalDelivery:
         return onset
 
     def _on_response(self, response: Response) -> None:
-        run = self._run
-        if run is not None:
-            run.recording.event("response", {"source": response.source,
-                                             "action": response.kind,
-                                             "value": response.value}, response.timestamp)
+        """Hand presses (and ratings) to the waiting stimulus; the station records them."""
         if response.kind == "press":
             self._presses.put(response)
         elif response.kind in ("vas", "rating"):

@@ -23,12 +23,16 @@ from drivers.tcs import TcsDriver
 from protocols.base import Measure
 from protocols.files import ProtocolFile
 from qst_station.clock import Clock
+from qst_station.deliver_manual import ManualDelivery
 from qst_station.deliver_thermal import ThermalDelivery
-from qst_station.recorders import record_status, record_thermode
+from qst_station.recorders import record_responses, record_status, record_thermode
 from qst_station.recording import Recording, SessionInfo
 from qst_station.runner import Delivery, ProtocolRunner, RunAborted
 from qst_station.session_writer import SessionWriter
+from qst_station.simulated_pressure import PRESSURE_BUILDERS
 from sim.button_box import SimulatedButtonBox
+from sim.examiner import SimulatedExaminer
+from sim.mechanical_participant import MechanicalParticipant
 from sim.participant import ParticipantModel, SimulatedParticipant
 from sim.perceiver import ThermalPerceiver
 from sim.rating_scale import SimulatedRatingScale
@@ -80,8 +84,18 @@ def build_thermode(station: SimStation) -> None:
     station.before_start.append(prepare)
 
 
+def build_examiner(station: SimStation) -> None:
+    """A simulated examiner applying hand-held stimuli to the participant."""
+    mechanical = MechanicalParticipant(station.seed,
+                                       **station.participant.model.mechanical.model_dump())
+    station.deliveries.append(ManualDelivery(SimulatedExaminer(mechanical, station.clock)))
+    station.devices.append({"kind": "examiner", "identity": "simulated examiner"})
+
+
 # role -> builder; roles without one (buttons, rating) are always there
-BUILDERS: dict[str, Callable[[SimStation], None]] = {"thermode": build_thermode}
+BUILDERS: dict[str, Callable[[SimStation], None]] = {"thermode": build_thermode,
+                                                     "examiner": build_examiner}
+BUILDERS.update(PRESSURE_BUILDERS)  # algometer, cuff, operator
 
 
 def session_path(out_dir: Path, participant: str, visit: str, protocol: str) -> Path:
@@ -143,6 +157,7 @@ def _station(protocol: ProtocolFile, clock: Clock, recording: Recording,
                          SerialButtonBox(box.port, clock=clock), SimulatedRatingScale(clock))
     for name, source in (("buttons", station.buttons), ("rating", station.scale)):
         record_status(recording, source, name)
+        record_responses(recording, source)  # once, whichever delivery waits for them
     for role in protocol.roles:
         builder = BUILDERS.get(role)
         if builder is None and role not in ("buttons", "rating"):

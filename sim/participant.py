@@ -102,11 +102,27 @@ class Cpm(_Strict):
     carryover_s: float = Field(120.0, ge=0.0, le=3600.0)  # the effect outlasts conditioning
 
 
+class Mechanical(_Strict):
+    """Hand-held stimuli (``sim/mechanical_participant.py``)."""
+
+    mdt_mN: float = Field(2.0, gt=0.0, le=1024.0)  # von Frey detection threshold
+    mpt_mN: float = Field(64.0, gt=0.0, le=1024.0)  # pinprick "sharp" threshold
+    noise_log10: float = Field(0.15, ge=0.0, le=1.0)
+    gain: float = Field(0.6, ge=0.0)  # pinprick rating = gain * force_mN ** exponent
+    exponent: float = Field(0.8, ge=0.0, le=2.0)
+    windup: float = Field(2.0, ge=0.0)  # train rating / single rating
+    allodynia: float = Field(0.0, ge=0.0, le=100.0)  # mean rating of light touch
+    rating_noise: float = Field(3.0, ge=0.0)
+    vdt_eighths: float = Field(6.5, ge=0.0, le=8.0)
+    vdt_noise: float = Field(0.5, ge=0.0)
+
+
 class ParticipantModel(_Strict):
     participant: Identity = Field(default_factory=Identity)
     thresholds: Thresholds = Field(default_factory=Thresholds)
     noise: Noise = Field(default_factory=Noise)
     heat_rating: HeatRating = Field(default_factory=HeatRating)
+    mechanical: Mechanical = Field(default_factory=Mechanical)
     ppt_sites: dict[str, Annotated[float, Field(gt=0.0, le=2000.0)]] = Field(
         default_factory=dict)  # true PPT (kPa) by site name (case-insensitive)
     cuff: CuffPain = Field(default_factory=CuffPain)

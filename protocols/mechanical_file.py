@@ -1,0 +1,59 @@
+"""The ``dfns-mechanical`` protocol kind: examiner-guided MDT, MPT, MPS/DMA, WUR, VDT."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from protocols.files import ProtocolFile, Strict, register
+from protocols.mechanical import (
+    MdtProcedure,
+    MpsDmaProcedure,
+    MptProcedure,
+    VdtProcedure,
+    WurProcedure,
+)
+from protocols.thermal import Sequence
+
+
+class MechanicalTest(Strict):
+    test: Literal["MDT", "MPT", "MPS", "WUR", "VDT"]
+    start_force_mN: float | None = Field(None, gt=0.0, le=512.0)  # MDT, MPT
+    series_pairs: int = Field(5, ge=1, le=10)  # MDT, MPT
+    repeats: int = Field(5, ge=1, le=10)  # MPS: each stimulus this often
+    force_mN: float = Field(256.0, gt=0.0, le=512.0)  # WUR
+    pairs: int = Field(5, ge=1, le=10)  # WUR
+    repetitions: int = Field(3, ge=1, le=10)  # VDT
+
+    def build(self, rng: np.random.Generator, site: str) -> Any:
+        start = {} if self.start_force_mN is None else {"start_force_mN": self.start_force_mN}
+        match self.test:
+            case "MDT":
+                return MdtProcedure(series_pairs=self.series_pairs, site=site, **start)
+            case "MPT":
+                return MptProcedure(series_pairs=self.series_pairs, site=site, **start)
+            case "MPS":
+                return MpsDmaProcedure(rng, repeats=self.repeats, site=site)
+            case "WUR":
+                return WurProcedure(force_mN=self.force_mN, pairs=self.pairs, site=site)
+        return VdtProcedure(repetitions=self.repetitions, site=site)
+
+
+@register("dfns-mechanical")
+class MechanicalFile(ProtocolFile):
+    tests: list[MechanicalTest] = Field(min_length=1)
+    roles = ("examiner",)
+
+    def steps(self) -> list[str]:
+        return [name for t in self.tests for name in (["MPS", "DMA"] if t.test == "MPS"
+                                                       else [t.test])]
+
+    def check_devices(self, capabilities: Mapping[str, Any]) -> None:
+        """Applied by hand: nothing for a device to refuse."""
+
+    def procedure(self, rng: np.random.Generator, site: str | None = None) -> Sequence:
+        where = self.protocol.site if site is None else site
+        return Sequence([t.build(rng, where) for t in self.tests])

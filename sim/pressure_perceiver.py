@@ -1,0 +1,136 @@
+"""The simulated participant and examiner at pressure devices.
+
+* :class:`PressurePerceiver`: told each stimulus, it draws this trial's PPT for the site and
+  watches the pressure the simulated algometer actually produces; at the threshold it
+  presses the simulated button box after its reaction time (so a PPT measures truth +
+  rate x reaction time). It also decides when CPM conditioning acts: while the simulated
+  cuff's conditioning outlet is at or above the participant's cuff pain detection pressure,
+  or between the operator's "start" and "stop" of a confirmed conditioning step (cold
+  water, tonic heat), and ``cpm.carryover_s`` after that; it sets
+  :attr:`SimulatedParticipant.conditioned` accordingly.
+* :class:`AlgometerExaminer`: presses the simulated algometer at the asked rate, off by a
+  seeded per-trial factor (hand-made ramps are uneven), and releases when told.
+* :class:`ModelCuffParticipant`: the simulated cuff's VAS and button from the model's
+  ``[cuff]`` pressures instead of the cuff simulator's random ones.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from protocols.base import CONFIRM, CUFF_PROGRAM, PRESSURE_RAMP, Stimulus
+from sim.cuff import Participant
+from sim.participant import CuffPain, SimulatedParticipant
+
+
+def _hand_ramp(stimulus: Stimulus) -> bool:
+    return stimulus.kind == PRESSURE_RAMP and stimulus.params.get("device",
+                                                                  "algometer") == "algometer"
+
+
+class PressurePerceiver:
+    """Connects a :class:`SimulatedParticipant` to a simulated algometer, cuff and buttons."""
+
+    def __init__(self, participant: SimulatedParticipant, buttons: Any, clock: Any = None,
+                 tick_real_s: float = 0.001) -> None:
+        self.participant = participant
+        self.buttons = buttons
+        self.clock = clock or buttons.clock
+        self.algometer: Any = None  # SimulatedAlgometer
+        self.cuff: Any = None  # SimulatedCuff
+        self.tick_real_s = tick_real_s
+        self.presses: list[tuple[str, float, float]] = []  # (site, threshold, press time)
+        self._trial: tuple[str, float] | None = None
+        self._outlet: int | None = None  # the cuff outlet that conditions
+        self._confirmed = False  # an operator-confirmed conditioning step is on
+        self._last_active: float | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="sim-pressure", daemon=True)
+
+    def start(self) -> PressurePerceiver:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+
+    def instruct(self, stimulus: Stimulus) -> None:
+        """The runner shows ``stimulus``'s instruction: get ready to answer it."""
+        p = stimulus.params
+        if _hand_ramp(stimulus):
+            trial = None
+            if p.get("phase") != "release":
+                self._update_conditioning()
+                level = self.participant.ppt(stimulus.site)
+                trial = None if self.participant.lapses() else (stimulus.site, level)
+            with self._lock:
+                self._trial = trial
+        elif stimulus.kind == CUFF_PROGRAM and p.get("action") == "start":
+            with self._lock:
+                self._outlet = int(p["outlet"])
+        elif stimulus.kind == CONFIRM and p.get("action") in ("start", "stop"):
+            with self._lock:
+                self._confirmed = p["action"] == "start"
+            self._update_conditioning()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.tick_real_s):
+            self._update_conditioning()
+            with self._lock:
+                trial = self._trial
+            if trial is None or self.algometer is None:
+                continue
+            site, level = trial
+            if self.algometer.device.kpa >= level:
+                with self._lock:
+                    self._trial = None
+                due = self.buttons.respond_after(self.participant.reaction_time(), 1)
+                self.presses.append((site, level, due))
+
+    def _update_conditioning(self) -> None:
+        now = self.clock.now()
+        with self._lock:
+            active = self._confirmed
+            if self.cuff is not None and self._outlet is not None:
+                kpa = self.cuff.device.outlets[self._outlet - 1].pressure
+                active = active or kpa >= self.participant.model.cuff.pain_detection_kpa
+            if active:
+                self._last_active = now
+            carry = self.participant.model.cpm.carryover_s
+            self.participant.conditioned = active or (
+                self._last_active is not None and now - self._last_active <= carry)
+
+
+class AlgometerExaminer:
+    """Presses the simulated algometer for each hand ramp; releases when told."""
+
+    def __init__(self, algometer: Any, seed: int = 0, rate_sd: float = 0.08) -> None:
+        self.algometer = algometer
+        self.rate_sd = rate_sd  # SD of the per-trial rate, as a fraction of the target
+        self.rng = np.random.default_rng([seed, 7])
+        self.rates: list[float] = []  # the rate the hand aimed at, per trial
+
+    def instruct(self, stimulus: Stimulus) -> None:
+        if not _hand_ramp(stimulus):
+            return
+        if stimulus.params.get("phase") == "release":
+            self.algometer.release()
+            return
+        factor = float(np.clip(1.0 + self.rate_sd * self.rng.standard_normal(), 0.6, 1.4))
+        rate = float(stimulus.params["rate_kpa_s"]) * factor
+        self.rates.append(rate)
+        self.algometer.press(rate)
+
+
+class ModelCuffParticipant(Participant):
+    """The cuff simulator's participant with the model's detection and tolerance pressures."""
+
+    def __init__(self, rng: np.random.Generator, pain: CuffPain) -> None:
+        super().__init__(rng)
+        self.detection = pain.pain_detection_kpa
+        self.tolerance = pain.pain_tolerance_kpa
