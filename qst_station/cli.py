@@ -598,9 +598,13 @@ def profile_command(path: str, sex: str, age: float, reference_path: str | None,
     from qst_station.profiles import measures_of
 
     try:
-        measures = measures_of(session_file.open(path))
+        every = measures_of(session_file.open(path))
         table = load_reference_table(reference_path) if reference_path else demo_table()
-        where = site or next((m.site for m in measures if m.site), "")
+        where = site or next((m.site for m in every if m.site), "")
+        measures = [m for m in every if not m.site or m.site.casefold() == where.casefold()]
+        if site and not any(m.site for m in measures) and any(m.site for m in every):
+            raise ValueError(f"no measures taken at {site!r} (sites: "
+                             f"{', '.join(sorted({m.site for m in every if m.site}))})")
         result = profile(measures, table, site=where, sex=sex, age=age)
     except (session_file.SessionReadError, ReferenceTableError, ReferenceLookupError,
             ValueError, OSError) as exc:

@@ -65,11 +65,12 @@ def trial_rows(session: Session, origin: float) -> list[dict[str, Any]]:
 
 
 def measure_rows(session: Session, origin: float) -> list[dict[str, Any]]:
-    """One row per measure (``result`` events; a later value of a measure wins)."""
-    latest: dict[str, tuple[int, Event]] = {}
+    """One row per measure and site (``result`` events; a later value at that site wins)."""
+    latest: dict[tuple[str, str], tuple[int, Event]] = {}
     for part, event in session.events:
         if event.kind == "result" and "measure" in event.payload:
-            latest[str(event.payload["measure"])] = (part, event)
+            key = (str(event.payload["measure"]), str(event.payload.get("site") or ""))
+            latest[key] = (part, event)
     return [{**_fields(event.payload, TIME_COLUMNS), **_when(part, event, origin)}
             for part, event in latest.values()]
 

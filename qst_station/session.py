@@ -12,6 +12,7 @@ from __future__ import annotations
 import builtins
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,12 +100,16 @@ class Session:
                 for p, e in self.events if e.kind == "trial"]
 
     def results(self) -> dict[str, dict[str, Any]]:
-        """Measures by name (``result`` events; a later value of a measure wins)."""
-        out: dict[str, dict[str, Any]] = {}
+        """Measures by name (``result`` events; a later value of a measure at the same site
+        wins). A measure taken at several sites is keyed ``NAME@site`` for each site."""
+        latest: dict[tuple[str, str], dict[str, Any]] = {}
         for _, event in self.events:
             if event.kind == "result" and "measure" in event.payload:
-                out[str(event.payload["measure"])] = dict(event.payload)
-        return out
+                key = (str(event.payload["measure"]), str(event.payload.get("site") or ""))
+                latest[key] = dict(event.payload)
+        sites = Counter(name for name, _ in latest)
+        return {(name if sites[name] == 1 else f"{name}@{site}"): payload
+                for (name, site), payload in latest.items()}
 
 
 def open(path: str | Path) -> Session:  # noqa: A001 - the documented reader entry point

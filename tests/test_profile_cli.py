@@ -70,4 +70,24 @@ def test_profile_text_png_and_errors(session_file: Path, tmp_path: Path) -> None
     assert png.stat().st_size > 10_000
     result = runner.invoke(main, ["profile", str(session_file), "--sex", "male", "--age", "45",
                                   "--site", "cheek"])
-    assert result.exit_code == 1 and "not 'cheek'" in result.output
+    assert result.exit_code == 1 and "no measures taken at 'cheek'" in result.output
+
+
+def test_a_measure_at_several_sites_is_kept_per_site(tmp_path: Path) -> None:
+    path = tmp_path / "ppt.h5"
+    recording = Recording(LslClock())
+    writer = SessionWriter(path)
+    recording.subscribe(writer)
+    recording.start(SessionInfo("P001", "baseline"))
+    for site, value in (("thenar", 400.0), ("lower back", 250.0), ("thenar", 410.0)):
+        recording.event("result", Measure("PPT", value, "kPa", "log10", site=site).as_payload())
+    recording.stop("success")
+    assert writer.wait(5.0)
+    s = open_session(path)
+    assert {k: r["value"] for k, r in s.results().items()} == {
+        "PPT@thenar": 410.0, "PPT@lower back": 250.0}  # the later thenar value wins
+    assert sorted(m.site for m in measures_of(s)) == ["lower back", "thenar"]
+    result = CliRunner().invoke(main, ["profile", str(path), "--sex", "male", "--age", "40",
+                                       "--site", "lower back", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [row["measure"] for row in json.loads(result.output)["zscores"]] == ["PPT"]
