@@ -7,8 +7,9 @@ their drivers, the protocol runner and the session writer, on a simulated clock.
 
 The method of limits measures the threshold plus rate x reaction time (the known DFNS
 bias), so the expectation per participant is truth + 1 °C/s x 0.45 s (away from the
-baseline). Reported per measure: bias = mean(measured - expectation) and its SD across
-participants; the target is |bias| <= 0.2 °C.
+baseline), and for PPT truth + 50 kPa/s x 0.45 s. Reported per measure: bias =
+mean(measured - expectation) and its SD across participants; the targets are |bias| <=
+0.2 °C and, for PPT, 5 % of the expectation.
 
 Run: ``python bench/protocol_accuracy.py [--n 200] [--speed 20] [--workers 2]``.
 Results go to ``bench/results/protocol_accuracy.json``.
@@ -46,7 +47,21 @@ test = "{test}"
 return_rate_c_s = {ret}
 isi_s = [2.0, 3.0]
 """ for test, ret in (("CDT", 1.0), ("WDT", 1.0), ("CPT", 5.0), ("HPT", 5.0)))
+PPT_PROTOCOL = """
+[protocol]
+name = "accuracy-ppt"
+title = "PPT, one site"
+kind = "pressure-ppt"
+
+[[tests]]
+test = "PPT"
+sites = ["thenar"]
+repetitions = 3
+rate_kpa_s = 50.0
+isi_s = [3.0, 4.0]
+"""
 RATE = 1.0
+PPT_RATE = 50.0
 MEASURES = ("CDT", "WDT", "CPT", "HPT")
 
 
@@ -55,7 +70,8 @@ def participant(seed: int) -> ParticipantModel:
     truth = {"CDT": float(np.exp(rng.normal(np.log(1.0), 0.4))),
              "WDT": float(np.exp(rng.normal(np.log(1.6), 0.4))),
              "CPT": float(np.clip(rng.normal(12.0, 5.0), 3.0, 25.0)),
-             "HPT": float(np.clip(rng.normal(44.0, 2.0), 38.0, 48.5))}
+             "HPT": float(np.clip(rng.normal(44.0, 2.0), 38.0, 48.5)),
+             "PPT": float(np.clip(rng.normal(350.0, 100.0), 120.0, 700.0))}
     return ParticipantModel.model_validate({"participant": {"code": f"SIM{seed:04d}"},
                                             "thresholds": truth})
 
@@ -63,7 +79,7 @@ def participant(seed: int) -> ParticipantModel:
 def expectation(model: ParticipantModel) -> dict[str, float]:
     t, rt = model.thresholds, model.participant.reaction_time_s
     return {"CDT": t.CDT + RATE * rt, "WDT": t.WDT + RATE * rt,
-            "CPT": t.CPT - RATE * rt, "HPT": t.HPT + RATE * rt}
+            "CPT": t.CPT - RATE * rt, "HPT": t.HPT + RATE * rt, "PPT": t.PPT + PPT_RATE * rt}
 
 
 def one(args: tuple[int, float]) -> dict[str, float]:
@@ -72,9 +88,13 @@ def one(args: tuple[int, float]) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         measures = run_simulated(parse_protocol(PROTOCOL), SimulatedClock(speed),
                                  Path(tmp) / "s.h5", model, seed, progress=lambda line: None)
+        measures += run_simulated(parse_protocol(PPT_PROTOCOL), SimulatedClock(speed),
+                                  Path(tmp) / "p.h5", model, seed, progress=lambda line: None)
     got = {m.name: m.value for m in measures}
     want = expectation(model)
-    return {name: got[name] - want[name] for name in MEASURES}
+    errors = {name: got[name] - want[name] for name in MEASURES}
+    errors["PPT"] = (got["PPT"] - want["PPT"]) / want["PPT"] * 100.0  # percent
+    return errors
 
 
 def main() -> None:
@@ -87,12 +107,13 @@ def main() -> None:
     with ProcessPoolExecutor(args.workers) as pool:
         errors = list(pool.map(one, [(seed, args.speed) for seed in range(args.n)]))
     table = {}
-    for name in MEASURES:
+    for name in (*MEASURES, "PPT"):
         values = np.array([e[name] for e in errors])
-        table[name] = {"bias_c": float(values.mean()), "sd_c": float(values.std(ddof=1)),
-                       "within_target": bool(abs(values.mean()) <= 0.2)}
-        print(f"{name}: bias {values.mean():+.3f} °C, SD {values.std(ddof=1):.3f} °C "
-              f"over {len(values)} participants (target |bias| <= 0.2 °C)")
+        unit, target = ("%", 5.0) if name == "PPT" else ("°C", 0.2)
+        table[name] = {"bias": float(values.mean()), "sd": float(values.std(ddof=1)),
+                       "unit": unit, "within_target": bool(abs(values.mean()) <= target)}
+        print(f"{name}: bias {values.mean():+.3f} {unit}, SD {values.std(ddof=1):.3f} {unit} "
+              f"over {len(values)} participants (target |bias| <= {target:g} {unit})")
     print(f"({time.perf_counter() - began:.0f} s at {args.speed:g}x, {args.workers} workers)")
     out = Path(__file__).parent / "results" / "protocol_accuracy.json"
     out.parent.mkdir(exist_ok=True)
