@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
+
 # Stimulus kinds a runner knows how to deliver
 THERMAL_RAMP = "thermal-ramp"  # baseline -> towards a cut-off at a rate until the button
 THERMAL_PULSE = "thermal-pulse"  # to a target, hold, return (ratings, calibration, TSP)
@@ -91,6 +93,12 @@ class Procedure(Protocol):
 
     def result(self) -> list[Measure]:
         """The measures so far (complete once :attr:`done`)."""
+
+
+def isi_schedule(count: int, isi_s: tuple[float, float], rng: np.random.Generator
+                 ) -> list[float]:
+    """Inter-stimulus intervals: none before the first, then uniform in ``isi_s``."""
+    return [0.0 if i == 0 else float(rng.uniform(*isi_s)) for i in range(count)]
 
 
 class ProtocolError(ValueError):

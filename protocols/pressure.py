@@ -36,6 +36,7 @@ from protocols.base import (
     Measure,
     ProtocolError,
     Stimulus,
+    isi_schedule,
 )
 
 CPM_SIGN = ("conditioned - baseline; positive = the threshold rose during/after conditioning "
@@ -129,8 +130,7 @@ class PptProcedure:
     def __init__(self, spec: PptTest, rng: np.random.Generator) -> None:
         self.spec = spec
         self._plan = spec.plan()
-        self._isi = [0.0 if i == 0 else float(rng.uniform(*spec.isi_s))
-                     for i in range(len(self._plan))]
+        self._isi = isi_schedule(len(self._plan), spec.isi_s, rng)
         self.answers: list[tuple[str, Answer]] = []
 
     @property

@@ -30,6 +30,7 @@ from protocols.base import (
     Measure,
     ProtocolError,
     Stimulus,
+    isi_schedule,
 )
 
 DETECTION = frozenset({"CDT", "WDT", "TSL"})
@@ -69,8 +70,7 @@ class RampProcedure:
     def __init__(self, spec: RampTest, rng: np.random.Generator) -> None:
         self.spec = spec
         self._directions = spec.directions()
-        self._isi = [0.0 if i == 0 else float(rng.uniform(*spec.isi_s))
-                     for i in range(len(self._directions))]
+        self._isi = isi_schedule(len(self._directions), spec.isi_s, rng)
         if spec.test == "TSL":  # "no pause at baseline" between the ramps of a pair
             self._isi = [isi if i % 2 == 0 else 0.0 for i, isi in enumerate(self._isi)]
         self.answers: list[Answer] = []

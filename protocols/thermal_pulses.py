@@ -19,7 +19,16 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import curve_fit
 
-from protocols.base import DONE, RATING, THERMAL_PULSE, Answer, Measure, ProtocolError, Stimulus
+from protocols.base import (
+    DONE,
+    RATING,
+    THERMAL_PULSE,
+    Answer,
+    Measure,
+    ProtocolError,
+    Stimulus,
+    isi_schedule,
+)
 
 
 @dataclass(frozen=True)
@@ -59,8 +68,7 @@ class _RatedPulses:
                  isi: list[float] | None = None) -> None:
         self.targets, self.shape, self.site = targets, shape, site
         self.instruction, self.participant_instruction = instruction, participant_instruction
-        self._isi = isi if isi is not None else [
-            0.0 if i == 0 else float(rng.uniform(*shape.isi_s)) for i in range(len(targets))]
+        self._isi = isi if isi is not None else isi_schedule(len(targets), shape.isi_s, rng)
         self.ratings: list[float | None] = []
 
     @property

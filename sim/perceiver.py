@@ -10,41 +10,30 @@ true threshold plus rate x reaction time, as with people.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from protocols.base import THERMAL_PULSE, THERMAL_RAMP, Stimulus
 from sim.participant import SimulatedParticipant
+from sim.watcher import Watcher
 
 PAIN = {"CPT", "HPT"}
 PARADOXICAL_BUTTON = 2  # TSL: a cold ramp felt as warm or hot
 
 
-class ThermalPerceiver:
+class ThermalPerceiver(Watcher):
     """Connects a :class:`SimulatedParticipant` to a simulated thermode and button box."""
 
     def __init__(self, participant: SimulatedParticipant, tcs_sim: Any, buttons: Any,
                  scale: Any = None, clock: Any = None, tick_real_s: float = 0.001) -> None:
+        super().__init__("sim-perceiver", tick_real_s)
         self.participant = participant
         self.tcs = tcs_sim
         self.buttons = buttons
         self.scale = scale  # rates pulses (SimulatedRatingScale)
         self.clock = clock or buttons.clock
         self._pulse: tuple[float, float, float] | None = None
-        self.tick_real_s = tick_real_s
         self.presses: list[tuple[str, float, float]] = []  # (test, threshold, press time)
         self._trial: tuple[str, str, float, float] | None = None
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="sim-perceiver", daemon=True)
-
-    def start(self) -> ThermalPerceiver:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2.0)
 
     def instruct(self, stimulus: Stimulus) -> None:
         """The runner shows ``stimulus``'s instruction: get ready to answer it."""
@@ -70,20 +59,19 @@ class ThermalPerceiver:
             self._trial = None if self.participant.lapses() else (test, direction, level,
                                                                   p["baseline_c"])
 
-    def _watch(self) -> None:
-        while not self._stop.wait(self.tick_real_s):
-            self._feel_pulse()
+    def tick(self) -> None:
+        self._feel_pulse()
+        with self._lock:
+            trial = self._trial
+        if trial is None:
+            return
+        test, direction, level, _ = trial
+        temperature = self._probe_temperature()
+        felt = temperature <= level if direction == "cold" else temperature >= level
+        if felt:
             with self._lock:
-                trial = self._trial
-            if trial is None:
-                continue
-            test, direction, level, _ = trial
-            temperature = self._probe_temperature()
-            felt = temperature <= level if direction == "cold" else temperature >= level
-            if felt:
-                with self._lock:
-                    self._trial = None
-                self._press(test, direction, level)
+                self._trial = None
+            self._press(test, direction, level)
 
     def _feel_pulse(self) -> None:
         """During a rated pulse: remember the hottest moment; once the probe cools again

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
@@ -24,6 +23,7 @@ import numpy as np
 from protocols.base import CONFIRM, CUFF_PROGRAM, PRESSURE_RAMP, Stimulus
 from sim.cuff import Participant
 from sim.participant import CuffPain, SimulatedParticipant
+from sim.watcher import Watcher
 
 
 def _hand_ramp(stimulus: Stimulus) -> bool:
@@ -31,33 +31,22 @@ def _hand_ramp(stimulus: Stimulus) -> bool:
                                                                   "algometer") == "algometer"
 
 
-class PressurePerceiver:
+class PressurePerceiver(Watcher):
     """Connects a :class:`SimulatedParticipant` to a simulated algometer, cuff and buttons."""
 
     def __init__(self, participant: SimulatedParticipant, buttons: Any, clock: Any = None,
                  tick_real_s: float = 0.001) -> None:
+        super().__init__("sim-pressure", tick_real_s)
         self.participant = participant
         self.buttons = buttons
         self.clock = clock or buttons.clock
         self.algometer: Any = None  # SimulatedAlgometer
         self.cuff: Any = None  # SimulatedCuff
-        self.tick_real_s = tick_real_s
         self.presses: list[tuple[str, float, float]] = []  # (site, threshold, press time)
         self._trial: tuple[str, float] | None = None
         self._outlet: int | None = None  # the cuff outlet that conditions
         self._confirmed = False  # an operator-confirmed conditioning step is on
         self._last_active: float | None = None
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="sim-pressure", daemon=True)
-
-    def start(self) -> PressurePerceiver:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2.0)
 
     def instruct(self, stimulus: Stimulus) -> None:
         """The runner shows ``stimulus``'s instruction: get ready to answer it."""
@@ -78,19 +67,18 @@ class PressurePerceiver:
                 self._confirmed = p["action"] == "start"
             self._update_conditioning()
 
-    def _watch(self) -> None:
-        while not self._stop.wait(self.tick_real_s):
-            self._update_conditioning()
+    def tick(self) -> None:
+        self._update_conditioning()
+        with self._lock:
+            trial = self._trial
+        if trial is None or self.algometer is None:
+            return
+        site, level = trial
+        if self.algometer.device.kpa >= level:
             with self._lock:
-                trial = self._trial
-            if trial is None or self.algometer is None:
-                continue
-            site, level = trial
-            if self.algometer.device.kpa >= level:
-                with self._lock:
-                    self._trial = None
-                due = self.buttons.respond_after(self.participant.reaction_time(), 1)
-                self.presses.append((site, level, due))
+                self._trial = None
+            due = self.buttons.respond_after(self.participant.reaction_time(), 1)
+            self.presses.append((site, level, due))
 
     def _update_conditioning(self) -> None:
         now = self.clock.now()
