@@ -78,7 +78,7 @@ class ProtocolFile(Strict):
 PROTOCOL_KINDS: dict[str, type[ProtocolFile]] = {}
 # modules that define protocol kinds (imported when the first file is parsed)
 KIND_MODULES = ("protocols.thermal_file", "protocols.rating_file", "protocols.pressure_file",
-                "protocols.mechanical_file")
+                "protocols.mechanical_file", "protocols.adaptive_file")
 
 
 def register(kind: str) -> Callable[[type[ProtocolFile]], type[ProtocolFile]]:

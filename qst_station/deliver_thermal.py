@@ -4,7 +4,8 @@ A ramp runs from the baseline towards its cut-off until the participant's button
 temperature at the press (the newest probe sample at or before the press's timestamp, mean
 of zones 1-5) is the answer, and the thermode returns to the baseline. A pulse goes to its
 target, holds, returns; if ``params["rate"]`` it then waits for the participant's rating
-(a ``vas`` response, 0-100) for up to ``rating_window_s``.
+(a ``vas`` response, 0-100) for up to ``rating_window_s``; if ``params["ask"] == "yes-no"``
+for a press (button 1 = yes, button 2 or none = no).
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from drivers.responses import Response
 from protocols.base import (
     CUTOFF,
     DONE,
+    NO,
     PARADOXICAL,
     RATING,
     STOPPED,
     THERMAL_PULSE,
     THERMAL_RAMP,
+    YES,
     Answer,
     ProtocolError,
     Stimulus,
@@ -91,12 +94,15 @@ class ThermalDelivery:
                                             p["return_rate_c_s"], p["hold_s"])
         run.announce(stimulus)
         _drain(self._ratings)
+        _drain(self._presses)
         onset = self._start(stimulus, trial, run, p["target_c"])
         rise_s = abs(p["target_c"] - p["baseline_c"]) / p["rate_c_s"]
         end = onset + rise_s + p["hold_s"]
         run.wait(max(0.0, end - run.clock.now()))
         run.recording.event("stimulus_offset", {"trial": trial, "device": self.name,
                                                 "reason": "end"}, end)
+        if p.get("ask") == "yes-no":
+            return self._yes_no(end + float(p.get("rating_window_s", 4.0)), run)
         if not p.get("rate"):
             return Answer(DONE, None, end, {"unit": ""})
         rating = self._next(self._ratings, end + float(p.get("rating_window_s", 8.0)), run)
@@ -104,6 +110,14 @@ class ThermalDelivery:
             return Answer(RATING, None, run.clock.now(), {"unit": "NRS 0-100",
                                                           "missing": True})
         return Answer(RATING, float(rating.value), rating.timestamp, {"unit": "NRS 0-100"})
+
+    def _yes_no(self, deadline: float, run: RunContext) -> Answer:
+        """Button 1 = yes; button 2, or no press before ``deadline``, = no."""
+        press = self._next(self._presses, deadline, run)
+        if press is None:
+            return Answer(NO, None, run.clock.now(), {"unit": "", "pressed": False})
+        kind = YES if press.value == 1 else NO
+        return Answer(kind, None, press.timestamp, {"unit": "", "button": press.value})
 
     # -- shared ------------------------------------------------------------------------------
     def _start(self, stimulus: Stimulus, trial: int, run: RunContext, target: float) -> float:

@@ -34,9 +34,13 @@ class ThermalPerceiver(Watcher):
         self._pulse: tuple[float, float, float] | None = None
         self.presses: list[tuple[str, float, float]] = []  # (test, threshold, press time)
         self._trial: tuple[str, str, float, float] | None = None
+        self._judgement: tuple[float, str, float, float, float] | None = None
 
     def instruct(self, stimulus: Stimulus) -> None:
         """The runner shows ``stimulus``'s instruction: get ready to answer it."""
+        if stimulus.kind == THERMAL_PULSE and stimulus.params.get("ask") == "yes-no":
+            self._prepare_judgement(stimulus)
+            return
         if stimulus.kind == THERMAL_PULSE and stimulus.params.get("rate"):
             p = stimulus.params
             rise = abs(p["target_c"] - p["baseline_c"]) / p["rate_c_s"]
@@ -61,6 +65,7 @@ class ThermalPerceiver(Watcher):
 
     def tick(self) -> None:
         self._feel_pulse()
+        self._judge_pulse()
         with self._lock:
             trial = self._trial
         if trial is None:
@@ -72,6 +77,34 @@ class ThermalPerceiver(Watcher):
             with self._lock:
                 self._trial = None
             self._press(test, direction, level)
+
+    def _prepare_judgement(self, stimulus: Stimulus) -> None:
+        """A yes/no pulse: was it painful (HPT), warm (WDT), cold (CDT)? Felt at its extreme."""
+        p = stimulus.params
+        judge, base = p["judge"], p["baseline_c"]
+        threshold = self.participant.threshold(judge)
+        rise = abs(p["target_c"] - base) / p["rate_c_s"]
+        with self._lock:
+            self._judgement = (self.clock.now() + rise + p["hold_s"] + 5.0, judge, base,
+                               threshold, base)
+
+    def _judge_pulse(self) -> None:
+        with self._lock:
+            judgement = self._judgement
+            if judgement is None:
+                return
+            latest, judge, base, threshold, extreme = judgement
+            now, temperature = self.clock.now(), self._probe_temperature()
+            cold = judge == "CDT"
+            extreme = min(extreme, temperature) if cold else max(extreme, temperature)
+            moved = abs(extreme - base) > 0.5
+            over = (moved and abs(temperature - extreme) > 0.3) or now > latest
+            self._judgement = None if over else (latest, judge, base, threshold, extreme)
+        if not over:
+            return
+        felt = {"HPT": extreme >= threshold, "WDT": extreme - base >= threshold,
+                "CDT": base - extreme >= threshold}[judge]
+        self.buttons.respond_after(self.participant.reaction_time(), 1 if felt else 2)
 
     def _feel_pulse(self) -> None:
         """During a rated pulse: remember the hottest moment; once the probe cools again
