@@ -181,3 +181,34 @@ def test_screenshot_is_not_blank(qtbot: QtBot, window: TcsWindow, tmp_path: Path
     assert len(np.unique(pixels)) > 50, "the screenshot is (nearly) blank"
     stop_red = np.uint32(0xFFC62828)  # the STOP button's background
     assert np.count_nonzero(pixels == stop_red) > 1000
+
+
+def test_record_button_records_a_session_the_plot_follows(
+        qtbot: QtBot, window: TcsWindow, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from qst_station import session
+
+    window.session.out_dir = tmp_path
+    window.session.publish = False  # LSL publishing is covered by the LSL tests
+    qtbot.mouseClick(window.record_button, Qt.MouseButton.LeftButton)
+    assert not window.record_button.isChecked()  # no participant code yet: refused
+    assert "enter a participant code" in window.banner.text()
+    window.participant_edit.setText("P042")
+    window.visit_edit.setText("m3")
+    qtbot.mouseClick(window.record_button, Qt.MouseButton.LeftButton)
+    assert window.record_button.isChecked() and window.session.active
+    start_zone_1_ramp(qtbot, window)
+    live = window.session.live.buffers["thermode"]
+    qtbot.waitUntil(lambda: len(live) > 20, timeout=TIMEOUT_MS)
+    window.refresh()  # drawn from the recording's live buffer now
+    x, _ = window.curves[1].getData()
+    assert len(x) <= len(live)
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    qtbot.mouseClick(window.record_button, Qt.MouseButton.LeftButton)
+    assert not window.session.active
+    (path,) = tmp_path.glob("sub-P042_ses-m3_tcs_*.h5")
+    s = session.open(path)
+    assert s.status == "success" and s.parts[0].protocol == "manual TCS II"
+    assert s.events_of("stimulus_onset")[0].payload["plan"][0]["target_c"] == 45.0
+    assert any(e.payload["state"] == "emergency-stop" for e in s.events_of("device"))
+    assert s.streams["thermode"].column("zone1").max() > window.driver.baseline + 2.0

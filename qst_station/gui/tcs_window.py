@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QMainWindow,
     QPushButton,
     QSpinBox,
@@ -32,6 +33,7 @@ from drivers.errors import DeviceError
 from drivers.tcs import TemperatureSample
 from qst_station.clock import Clock
 from qst_station.live_buffer import LiveBuffer
+from qst_station.manual_session import ManualSession
 from qst_station.station import Thermode
 
 CHANNELS = ("neutral", "zone 1", "zone 2", "zone 3", "zone 4", "zone 5")
@@ -86,6 +88,7 @@ class TcsWindow(QMainWindow):
         self.driver = thermode.driver
         self.clock = clock
         self.buffer = LiveBuffer(len(CHANNELS))
+        self.session = ManualSession(self.driver, clock, thermode.description)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tcs-commands")
         self._pending: list[Future[None]] = []
         self._stop_requested = threading.Event()
@@ -143,6 +146,19 @@ class TcsWindow(QMainWindow):
         for widget in (self.device_label, self.state_label):
             bar.addWidget(widget)
         bar.addStretch(1)
+        self.participant_edit = QLineEdit()
+        self.participant_edit.setPlaceholderText("participant code")
+        self.participant_edit.setMaximumWidth(140)
+        self.visit_edit = QLineEdit()
+        self.visit_edit.setPlaceholderText("visit")
+        self.visit_edit.setMaximumWidth(90)
+        self.record_button = QPushButton("● Record")
+        self.record_button.setCheckable(True)
+        self.record_button.setToolTip("Record temperatures, stimuli and STOPs into a session file "
+                                      "(sessions/) and publish them on LSL")
+        self.record_button.toggled.connect(self.toggle_recording)
+        for widget in (self.participant_edit, self.visit_edit, self.record_button):
+            bar.addWidget(widget)
         self.devices_button = QPushButton("Other devices…")
         self.devices_button.setToolTip("Algometer, cuff, Medoc and scanner triggers (simulated)")
         self.devices_button.clicked.connect(self.show_devices)
@@ -150,6 +166,25 @@ class TcsWindow(QMainWindow):
                        self.stop_button):
             bar.addWidget(widget)
         return bar
+
+    def toggle_recording(self, on: bool) -> None:
+        """Start or stop recording this thermode into a session file."""
+        if not on:
+            path = self.session.stop()
+            if path is not None:
+                self.statusBar().showMessage(f"Recorded {path}", 10000)
+            self.record_button.setText("● Record")
+            return
+        try:
+            path = self.session.start(self.participant_edit.text(), self.visit_edit.text())
+        except (ValueError, RuntimeError, OSError) as exc:
+            self._show_error(f"record: {exc}")
+            self.record_button.blockSignals(True)
+            self.record_button.setChecked(False)
+            self.record_button.blockSignals(False)
+            return
+        self.record_button.setText("■ Recording")
+        self.statusBar().showMessage(f"Recording to {path}")
 
     def show_devices(self) -> None:
         """Open (or raise) the window with the other bench devices."""
@@ -278,6 +313,11 @@ class TcsWindow(QMainWindow):
             step(lambda: driver.start(generation=generation))
 
         self.banner.hide()
+        self.session.event("stimulus_onset", {
+            "device": "thermode", "baseline_c": baseline, "zones": [z for z, *_ in plan],
+            "target": max(t for _, t, *_ in plan), "unit": "degC",
+            "plan": [{"zone": z, "target_c": t, "rise_c_s": r, "return_c_s": q,
+                      "duration_ms": d} for z, t, r, q, d in plan]})
         self._submit("start", work)
 
     def emergency_stop(self) -> None:
@@ -286,6 +326,8 @@ class TcsWindow(QMainWindow):
         Every device in the other-devices window is stopped too.
         """
         self._stop_requested.set()
+        self.session.event("device", {"device": "thermode", "state": "emergency-stop",
+                                      "message": "STOP pressed"})
         if self.devices is not None:
             self.devices.stop_all()
         for future in self._pending:
@@ -351,8 +393,11 @@ class TcsWindow(QMainWindow):
     # ------------------------------------------------------------------ drawing
 
     def refresh(self) -> None:
-        """Redraw from the live buffer (called at ~30 Hz)."""
-        times, values = self.buffer.snapshot()
+        """Redraw from the live buffer (called at ~30 Hz); while recording, from the
+        recording's own live buffer (the plot is then one of its subscribers)."""
+        live = self.session.live if self.session.active else None
+        source = live.buffers.get("thermode") if live is not None else None
+        times, values = (source or self.buffer).snapshot()
         if not len(times):
             return
         now = self.clock.now()
@@ -367,6 +412,7 @@ class TcsWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
         self._timer.stop()
+        self.session.stop()
         for future in self._pending:
             future.cancel()
         self._executor.shutdown(wait=True, cancel_futures=True)
