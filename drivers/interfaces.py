@@ -38,6 +38,22 @@ class ThermalCapabilities:
     profiles: bool = False
     trigger_input: bool = False  # can start a preloaded stimulus from a hardware trigger
     extras: tuple[str, ...] = field(default=())
+    # the driver's check of one whole stimulus (dose envelope included), if it has one:
+    # check_stimulus(baseline, target, rise, ret, hold_s) raises with the reason
+    check_stimulus: Callable[[float, float, float, float, float], None] | None = field(
+        default=None, compare=False, repr=False)
+
+    def require_stimulus(self, baseline: float, target: float, rise: float, ret: float,
+                         hold_s: float, what: str) -> None:
+        """Refuse a ramp-and-hold stimulus the driver would refuse (its dose included)."""
+        self.require(min_celsius=min(baseline, target), max_celsius=max(baseline, target),
+                     rise_rate=rise, return_rate=ret, ramp_and_hold=True, what=what)
+        if self.check_stimulus is not None:
+            try:
+                self.check_stimulus(baseline, target, rise, ret, hold_s)
+            except DeviceError as error:
+                raise CapabilityError(f"{self.device} cannot do what {what} needs: "
+                                      f"{error}") from None
 
     def require(
         self,

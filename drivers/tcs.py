@@ -14,6 +14,7 @@ from datetime import datetime
 
 from drivers import tcs_settings as ts
 from drivers import tcs_wire as wire
+from drivers import thermal_safety as safety
 from drivers.errors import DeviceError, DeviceFault, LimitError
 from drivers.interfaces import ThermalCapabilities
 from drivers.tcs_core import DeviceInfo, TcsCore, TemperatureSample, decode_one
@@ -53,8 +54,17 @@ class TcsDriver(TcsCore):
             device="QST.Lab TCS II", zones=wire.ZONES, min_celsius=limits.min_celsius,
             max_celsius=limits.max_celsius, max_rise_rate=limits.max_rate,
             max_return_rate=limits.max_rate, ramp_and_hold=True, follow=True,
-            profiles=True, trigger_input=True,
+            profiles=True, trigger_input=True, check_stimulus=self._check_stimulus,
         )
+
+    def _check_stimulus(self, baseline: float, target: float, rise: float, ret: float,
+                        hold_s: float) -> None:
+        """What :meth:`prepare_ramp_and_hold` then ``start`` would refuse, without sending."""
+        self.limits.check_baseline(baseline)
+        ramp_s = abs(target - baseline) / rise
+        duration_ms = int(round((ramp_s + hold_s) * 1000))
+        safety.check_stimulus(self.limits, 1, baseline,
+                              safety.ZoneStimulus(target, rise, ret, duration_ms))
 
     def prepare_ramp_and_hold(self, target: float, rise: float, ret: float, hold_s: float,
                               zones: tuple[int, ...] = ()) -> None:

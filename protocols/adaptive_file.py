@@ -37,7 +37,7 @@ class AdaptiveEntry(Strict):
     max_reversals: int = Field(8, ge=1, le=40)
     estimate_last: int = Field(6, ge=1, le=40)
     halve_at: list[int] = Field(default_factory=lambda: [2, 4])
-    grid_step: float = Field(0.25, gt=0.0)  # psi
+    grid_step: float = Field(0.25, ge=0.05)  # psi
     target_sd: float | None = Field(0.5, gt=0.0)  # psi
     max_trials: int = Field(40, ge=1, le=200)
 
@@ -47,6 +47,12 @@ class AdaptiveEntry(Strict):
             raise ValueError("lower must be below upper")
         if self.start is not None and not self.lower <= self.start <= self.upper:
             raise ValueError("start must lie within [lower, upper]")
+        low, high = (20.0, 55.0) if self.judge == "HPT" else (0.0, 25.0)
+        if not (low <= self.lower and self.upper <= high):
+            raise ValueError(f"{self.judge} levels must lie in {low:g}-{high:g} "
+                             f"({'°C' if self.judge == 'HPT' else '°C from the baseline'})")
+        if self.method == "psi" and (self.upper - self.lower) / self.grid_step > 400:
+            raise ValueError("grid_step too fine: at most 400 levels between lower and upper")
         return self
 
 
@@ -80,10 +86,12 @@ class ThermalAdaptiveFile(ProtocolFile):
 
     def check_devices(self, capabilities: Mapping[str, Any]) -> None:
         coldest, hottest = self.temperatures()
-        capabilities["thermode"].require(
-            min_celsius=coldest, max_celsius=hottest, rise_rate=self.pulse.rate_c_s,
-            return_rate=self.pulse.return_rate_c_s, ramp_and_hold=True,
-            what=f"{self.name} ({self.procedure_.name}, {coldest:g}-{hottest:g} °C)")
+        what = f"{self.name} ({self.procedure_.name}, {coldest:g}-{hottest:g} °C)"
+        capabilities["thermode"].require(min_celsius=coldest, max_celsius=hottest, what=what)
+        for target in (coldest, hottest):
+            capabilities["thermode"].require_stimulus(
+                self.pulse.baseline_c, target, self.pulse.rate_c_s,
+                self.pulse.return_rate_c_s, self.pulse.hold_s, what=what)
 
     def procedure(self, rng: np.random.Generator, site: str | None = None) -> Any:
         p, pulse = self.procedure_, self.pulse

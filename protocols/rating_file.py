@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -20,12 +20,21 @@ class PulseEntry(Strict):
     rating_window_s: float = Field(8.0, gt=0.0, le=60.0)
     isi_s: tuple[float, float] = (10.0, 14.0)
 
+    @model_validator(mode="after")
+    def _isi(self) -> PulseEntry:
+        low, high = self.isi_s
+        if not 0.0 <= low <= high <= 600.0:
+            raise ValueError(f"isi_s must be [min, max] seconds with 0 <= min <= max <= 600, "
+                             f"got {list(self.isi_s)}")
+        return self
+
     def shape(self) -> PulseShape:
         return PulseShape(**self.model_dump())
 
 
 class CalibrationEntry(Strict):
-    temperatures_c: list[float] = Field(min_length=3)
+    temperatures_c: list[Annotated[float, Field(ge=33.0, le=55.0, allow_inf_nan=False)]] = Field(
+        min_length=3)
     repetitions: int = Field(2, ge=1, le=10)
     targets: list[float] = Field(default_factory=lambda: [30.0, 50.0, 70.0], min_length=1)
     instruction: str = ""
@@ -48,11 +57,13 @@ class TrainEntry(Strict):
     participant_instruction: str = ""
 
 
-def _check(capabilities: Mapping[str, Any], what: str, hottest: float, pulse: PulseEntry
-           ) -> None:
-    capabilities["thermode"].require(max_celsius=hottest, rise_rate=pulse.rate_c_s,
-                                     return_rate=pulse.return_rate_c_s, ramp_and_hold=True,
-                                     what=what)
+def _check(capabilities: Mapping[str, Any], what: str, targets: list[float],
+           pulse: PulseEntry) -> None:
+    """Every pulse, its dose included, as the thermode's driver would check it."""
+    for target in sorted(set(targets)):
+        capabilities["thermode"].require_stimulus(
+            pulse.baseline_c, target, pulse.rate_c_s, pulse.return_rate_c_s, pulse.hold_s,
+            what=f"{what} at {target:g} °C")
 
 
 @register("heat-calibration")
@@ -65,8 +76,8 @@ class HeatCalibrationFile(ProtocolFile):
         return [f"T{t:g}" for t in self.calibration.targets]
 
     def check_devices(self, capabilities: Mapping[str, Any]) -> None:
-        _check(capabilities, f"{self.name} (calibration pulses)",
-               max(self.calibration.temperatures_c), self.pulse)
+        _check(capabilities, f"{self.name} (calibration pulse)",
+               self.calibration.temperatures_c, self.pulse)
 
     def procedure(self, rng: np.random.Generator, site: str | None = None) -> HeatCalibration:
         c = self.calibration
@@ -85,7 +96,7 @@ class HeatTspFile(ProtocolFile):
         return ["TSP"]
 
     def check_devices(self, capabilities: Mapping[str, Any]) -> None:
-        _check(capabilities, f"{self.name} (train pulses)", self.train.target_c, self.pulse)
+        _check(capabilities, f"{self.name} (train pulse)", [self.train.target_c], self.pulse)
 
     def procedure(self, rng: np.random.Generator, site: str | None = None) -> HeatTsp:
         t = self.train

@@ -50,14 +50,14 @@ class ThermalLimitsFile(ProtocolFile):
         self.check_device(capabilities["thermode"])
 
     def check_device(self, capabilities: Any) -> None:
-        """Refuse (CapabilityError naming the step) if any ramp is beyond the thermode."""
+        """Refuse (CapabilityError naming the step) any ramp the thermode would refuse: to
+        its cut-off without a press, the return and the dose included."""
         for number, entry in enumerate(self.tests, start=1):
-            directions = set(entry.ramp_test("").directions())
-            capabilities.require(
-                min_celsius=entry.cold_limit_c if "cold" in directions else None,
-                max_celsius=entry.warm_limit_c if "warm" in directions else None,
-                rise_rate=entry.rate_c_s, return_rate=entry.return_rate_c_s,
-                ramp_and_hold=True, what=f"{self.name} step {number} ({entry.test})")
+            what = f"{self.name} step {number} ({entry.test})"
+            for direction in sorted(set(entry.ramp_test("").directions())):
+                limit = entry.cold_limit_c if direction == "cold" else entry.warm_limit_c
+                capabilities.require_stimulus(entry.baseline_c, limit, entry.rate_c_s,
+                                              entry.return_rate_c_s, 0.0, what=what)
 
     def procedure(self, rng: np.random.Generator, site: str | None = None) -> Sequence:
         where = self.protocol.site if site is None else site

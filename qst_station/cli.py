@@ -639,6 +639,7 @@ def profile_command(path: str, sex: str, age: float, reference_path: str | None,
 
 def _run_protocol(name: str, simulate: bool, participant_file: str | None, seed: int,
                   speed: float, out_dir: Path, visit: str) -> None:
+    from drivers.errors import DeviceError
     from drivers.interfaces import CapabilityError
     from protocols.files import ProtocolFileError, load_protocol
     from qst_station import session as session_file
@@ -660,7 +661,7 @@ def _run_protocol(name: str, simulate: bool, participant_file: str | None, seed:
                f"(seed {seed}), {speed:g}x real time -> {path}")
     try:
         run_simulated(protocol, SimulatedClock(speed), path, model, seed, visit, click.echo)
-    except (CapabilityError, RuntimeError, ValueError, OSError) as exc:
+    except (CapabilityError, DeviceError, RuntimeError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(format_summary(summarize(session_file.open(path))))
 

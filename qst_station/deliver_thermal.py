@@ -63,18 +63,18 @@ class ThermalDelivery:
     # -- ramps -------------------------------------------------------------------------------
     def _ramp(self, stimulus: Stimulus, trial: int, run: RunContext) -> Answer:
         p = stimulus.params
-        self._wait_idle(run)
+        self._at_baseline(p["baseline_c"], run)
         self.thermode.prepare_ramp_and_hold(p["limit_c"], p["rate_c_s"], p["return_rate_c_s"],
                                             0.0)
         run.announce(stimulus)
         _drain(self._presses)
         onset = self._start(stimulus, trial, run, p["limit_c"])
-        ramp_s = abs(p["limit_c"] - p["baseline_c"]) / p["rate_c_s"]
-        press = self._next(self._presses, onset + ramp_s + RAMP_MARGIN_S, run)
-        if press is None:
+        ramp_end = onset + abs(p["limit_c"] - p["baseline_c"]) / p["rate_c_s"]
+        press = self._next(self._presses, ramp_end + RAMP_MARGIN_S, run, after=onset)
+        if press is None or press.timestamp > ramp_end:  # the cut-off came first
             run.recording.event("stimulus_offset", {"trial": trial, "device": self.name,
-                                                    "reason": "cut-off"})
-            return Answer(CUTOFF, float(p["limit_c"]), run.clock.now(), {"unit": "degC"})
+                                                    "reason": "cut-off"}, ramp_end)
+            return Answer(CUTOFF, float(p["limit_c"]), ramp_end, {"unit": "degC"})
         self.thermode.abort()
         run.recording.event("stimulus_offset", {"trial": trial, "device": self.name,
                                                 "reason": "button"}, press.timestamp)
@@ -89,7 +89,7 @@ class ThermalDelivery:
     # -- pulses ------------------------------------------------------------------------------
     def _pulse(self, stimulus: Stimulus, trial: int, run: RunContext) -> Answer:
         p = stimulus.params
-        self._wait_idle(run)
+        self._at_baseline(p["baseline_c"], run)
         self.thermode.prepare_ramp_and_hold(p["target_c"], p["rate_c_s"],
                                             p["return_rate_c_s"], p["hold_s"])
         run.announce(stimulus)
@@ -102,18 +102,19 @@ class ThermalDelivery:
         run.recording.event("stimulus_offset", {"trial": trial, "device": self.name,
                                                 "reason": "end"}, end)
         if p.get("ask") == "yes-no":
-            return self._yes_no(end + float(p.get("rating_window_s", 4.0)), run)
+            return self._yes_no(end + float(p.get("rating_window_s", 4.0)), run, onset)
         if not p.get("rate"):
             return Answer(DONE, None, end, {"unit": ""})
-        rating = self._next(self._ratings, end + float(p.get("rating_window_s", 8.0)), run)
+        rating = self._next(self._ratings, end + float(p.get("rating_window_s", 8.0)), run,
+                            after=end)
         if rating is None:
             return Answer(RATING, None, run.clock.now(), {"unit": "NRS 0-100",
                                                           "missing": True})
         return Answer(RATING, float(rating.value), rating.timestamp, {"unit": "NRS 0-100"})
 
-    def _yes_no(self, deadline: float, run: RunContext) -> Answer:
+    def _yes_no(self, deadline: float, run: RunContext, onset: float) -> Answer:
         """Button 1 = yes; button 2, or no press before ``deadline``, = no."""
-        press = self._next(self._presses, deadline, run)
+        press = self._next(self._presses, deadline, run, after=onset)
         if press is None:
             return Answer(NO, None, run.clock.now(), {"unit": "", "pressed": False})
         kind = YES if press.value == 1 else NO
@@ -138,19 +139,39 @@ class ThermalDelivery:
         elif response.kind in ("vas", "rating"):
             self._ratings.put(response)
 
-    def _next(self, source: queue.SimpleQueue[Response], deadline: float, run: RunContext
-              ) -> Response | None:
-        """The next response before ``deadline`` (clock time), or None."""
+    def _next(self, source: queue.SimpleQueue[Response], deadline: float, run: RunContext,
+              after: float) -> Response | None:
+        """The next response stamped after ``after`` and before ``deadline`` (clock time),
+        or None; earlier ones (pressed before the stimulus began) are skipped."""
         while True:
             left = deadline - run.clock.now()
             if left <= 0:
                 return None
             try:
-                return source.get(timeout=min(left, 0.05) / run.clock.speed)
+                response = source.get(timeout=min(left, 0.05) / run.clock.speed)
             except queue.Empty:
                 if run.stopped.is_set():
                     self.thermode.abort()
                     raise RunAborted("stopped by the operator") from None
+                continue
+            if response.timestamp >= after:
+                return response
+
+    def _at_baseline(self, baseline: float, run: RunContext, settle_c: float = 0.3,
+                     timeout_s: float = 120.0) -> None:
+        """Idle, holding the stimulus's baseline (set it and wait for the probe if needed)."""
+        self._wait_idle(run)
+        if abs(self.thermode.baseline - baseline) < 1e-6:
+            return
+        self.thermode.set_baseline(baseline)
+        deadline = run.clock.now() + timeout_s
+        while True:
+            latest = self._probe.latest()
+            if latest is not None and abs(float(np.mean(latest[2:])) - baseline) <= settle_c:
+                return
+            if run.clock.now() > deadline:
+                raise ProtocolError(f"the probe did not settle at the {baseline:g} °C baseline")
+            run.wait(0.05)
 
     def _wait_idle(self, run: RunContext, timeout_s: float = 120.0) -> None:
         deadline = run.clock.now() + timeout_s

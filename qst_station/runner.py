@@ -73,8 +73,14 @@ class ProtocolRunner:
     def stop(self) -> None:
         """Stop the run from any thread: the current stimulus is aborted."""
         self.context.stopped.set()
-        for delivery in self.deliveries:
-            delivery.abort()
+        failures = []
+        for delivery in self.deliveries:  # every device is made safe, even if one fails
+            try:
+                delivery.abort()
+            except Exception as error:  # noqa: BLE001 - reported after the others
+                failures.append(error)
+        if failures:
+            raise failures[0]
 
     def run(self) -> list[Measure]:
         """Deliver every stimulus; returns the measures (also recorded as ``result`` events)."""

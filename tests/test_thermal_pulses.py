@@ -13,6 +13,7 @@ from protocols.thermal_pulses import (
     HeatCalibration,
     HeatTsp,
     PulseShape,
+    RatingFit,
     calibration_order,
     fit_ratings,
     logistic,
@@ -43,12 +44,13 @@ def test_logistic_fit_recovers_a_known_curve_and_reads_off_targets() -> None:
     assert round_half(46.76) == 47.0 and round_half(46.74) == 46.5
 
 
-def test_a_flat_rating_set_falls_back_to_the_linear_fit() -> None:
+def test_without_a_logistic_fit_the_linear_one_is_used() -> None:
     temps = np.array([43.0, 44.0, 45.0])
     fit = fit_ratings(temps, np.array([10.0, 30.0, 50.0]))  # linear: 20/°C, 50 at 45 °C
     assert fit.slope == pytest.approx(20.0) and fit.r2_linear == pytest.approx(1.0)
-    if fit.t50 is None:
-        assert fit.temperature_for(50.0) == (45.0, "linear")
+    linear_only = RatingFit(None, None, fit.slope, fit.intercept, None, fit.r2_linear)
+    assert linear_only.temperature_for(50.0) == (45.0, "linear")
+    assert linear_only.temperature_for(30.0) == (44.0, "linear")  # (30 - 10) / 20 + 43
 
 
 def test_calibration_procedure_measures_t30_t50_t70() -> None:
