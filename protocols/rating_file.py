@@ -52,7 +52,7 @@ class CalibrationEntry(Strict):
 class TrainEntry(Strict):
     target_c: float = Field(ge=33.0, le=52.0)
     pulses: int = Field(10, ge=2, le=50)
-    interval_s: float = Field(0.5, ge=0.0, le=30.0)
+    period_s: float = Field(2.0, gt=0.0, le=30.0)  # onset to onset
     instruction: str = ""
     participant_instruction: str = ""
 
@@ -97,9 +97,15 @@ class HeatTspFile(ProtocolFile):
 
     def check_devices(self, capabilities: Mapping[str, Any]) -> None:
         _check(capabilities, f"{self.name} (train pulse)", [self.train.target_c], self.pulse)
+        p = self.pulse
+        busy = (abs(self.train.target_c - p.baseline_c) * (1 / p.rate_c_s + 1 / p.return_rate_c_s)
+                + p.hold_s)
+        if busy >= self.train.period_s:
+            raise ValueError(f"{self.name}: a pulse takes {busy:.2f} s with its return, longer "
+                             f"than the {self.train.period_s:g} s period")
 
     def procedure(self, rng: np.random.Generator, site: str | None = None) -> HeatTsp:
         t = self.train
-        return HeatTsp(t.target_c, t.pulses, self.pulse.shape(), rng,
+        return HeatTsp(t.target_c, t.pulses, self.pulse.shape(),
                        self.protocol.site if site is None else site, t.instruction,
-                       t.participant_instruction, t.interval_s)
+                       t.participant_instruction, t.period_s)

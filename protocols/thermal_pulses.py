@@ -179,26 +179,59 @@ def _r2(observed: np.ndarray, predicted: np.ndarray) -> float:
     return 1.0 - float(np.sum((observed - predicted) ** 2)) / total if total > 0 else 0.0
 
 
-class HeatTsp(_RatedPulses):
-    """A train of ``pulses`` identical pulses at ``target_c``, each rated."""
+class HeatTsp:
+    """A train of ``pulses`` identical pulses at ``target_c``, one every ``period_s`` (a
+    fixed rate, as temporal summation needs), each rated while the train goes on."""
 
     test = "TSP"
 
-    def __init__(self, target_c: float, pulses: int, shape: PulseShape,
-                 rng: np.random.Generator, site: str = "", instruction: str = "",
-                 participant_instruction: str = "", interval_s: float = 0.5) -> None:
-        super().__init__([target_c] * pulses, shape, rng, site, instruction,
-                         participant_instruction,
-                         isi=[0.0] + [interval_s] * (pulses - 1))
+    def __init__(self, target_c: float, pulses: int, shape: PulseShape, site: str = "",
+                 instruction: str = "", participant_instruction: str = "",
+                 period_s: float = 2.0) -> None:
+        self.target_c, self.pulses, self.shape, self.site = target_c, pulses, shape, site
+        self.instruction, self.participant_instruction = instruction, participant_instruction
+        self.period_s = period_s
+        self.ratings: list[float | None] | None = None
+        self.onset_delay_s = 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.ratings is not None
+
+    def next_stimulus(self) -> Stimulus | None:
+        if self.done:
+            return None
+        params = {**self.shape.params(self.target_c), "train": self.pulses,
+                  "period_s": self.period_s}
+        return Stimulus(self.test, THERMAL_PULSE, params, site=self.site,
+                        instruction=self.instruction or f"TSP: {self.pulses} pulses at "
+                                                        f"{self.target_c:g} °C, one every "
+                                                        f"{self.period_s:g} s",
+                        participant_instruction=self.participant_instruction)
+
+    def record(self, answer: Answer) -> None:
+        if self.done:
+            raise ProtocolError("TSP: the train is over")
+        ratings = answer.extra.get("ratings") if answer.kind == RATING else None
+        if not isinstance(ratings, list) or len(ratings) != self.pulses:
+            raise ProtocolError(f"TSP: a train is answered with {self.pulses} ratings")
+        if any(r is not None and not 0.0 <= r <= 100.0 for r in ratings):
+            raise ProtocolError("TSP: ratings must be in 0-100")
+        self.ratings = list(ratings)
+        self.onset_delay_s = float(answer.extra.get("max_onset_delay_s", 0.0))
 
     def result(self) -> list[Measure]:
-        ratings = [r for r in self.ratings if r is not None]
-        if len(ratings) < 2 or self.ratings[0] is None or self.ratings[-1] is None:
+        ratings = self.ratings or []
+        given = [r for r in ratings if r is not None]
+        if not ratings or ratings[0] is None or ratings[-1] is None:
             return []
-        first, last = float(self.ratings[0]), float(self.ratings[-1])
-        flags = () if len(ratings) == len(self.ratings) else ("missing-ratings",)
+        first, last = float(ratings[0]), float(ratings[-1])
+        flags = () if len(given) == len(ratings) else ("missing-ratings",)
+        if self.onset_delay_s > 0.1 * self.period_s:
+            flags += ("rate-not-kept",)
         ratio = last / first if first > 0 else None
-        return [Measure("TSP", last - first, "NRS 0-100", "none", tuple(ratings),
+        return [Measure("TSP", last - first, "NRS 0-100", "none", tuple(given),
                         flags + (() if ratio is not None else ("first-rating-zero",)),
                         self.site, {"first": first, "last": last, "ratio": ratio,
+                                    "period_s": self.period_s,
                                     "sign": "positive = summation (last rated higher)"})]

@@ -89,6 +89,8 @@ class ThermalDelivery:
     # -- pulses ------------------------------------------------------------------------------
     def _pulse(self, stimulus: Stimulus, trial: int, run: RunContext) -> Answer:
         p = stimulus.params
+        if p.get("train"):
+            return self._train(stimulus, trial, run)
         self._at_baseline(p["baseline_c"], run)
         self.thermode.prepare_ramp_and_hold(p["target_c"], p["rate_c_s"],
                                             p["return_rate_c_s"], p["hold_s"])
@@ -111,6 +113,40 @@ class ThermalDelivery:
             return Answer(RATING, None, run.clock.now(), {"unit": "NRS 0-100",
                                                           "missing": True})
         return Answer(RATING, float(rating.value), rating.timestamp, {"unit": "NRS 0-100"})
+
+    def _train(self, stimulus: Stimulus, trial: int, run: RunContext) -> Answer:
+        """``train`` identical pulses, one every ``period_s`` (onsets on a fixed schedule),
+        rated while the train goes on: each rating belongs to the last pulse that had ended
+        before it. ``extra["ratings"]`` has one rating (or None) per pulse."""
+        p = stimulus.params
+        count, period = int(p["train"]), float(p["period_s"])
+        self._at_baseline(p["baseline_c"], run)
+        self.thermode.prepare_ramp_and_hold(p["target_c"], p["rate_c_s"],
+                                            p["return_rate_c_s"], p["hold_s"])
+        run.announce(stimulus)
+        _drain(self._ratings)
+        pulse_s = abs(p["target_c"] - p["baseline_c"]) / p["rate_c_s"] + p["hold_s"]
+        first: float | None = None
+        ends, late = [], 0.0
+        for k in range(count):
+            if first is not None:
+                run.wait(max(0.0, first + k * period - run.clock.now()))
+                self._wait_idle(run)
+            onset = self._start(stimulus, trial, run, p["target_c"])
+            first = onset if first is None else first
+            late = max(late, onset - (first + k * period))
+            ends.append(onset + pulse_s)
+        run.wait(max(0.0, ends[-1] + float(p.get("rating_window_s", 3.0)) - run.clock.now()))
+        ratings: list[float | None] = [None] * count
+        while not self._ratings.empty():
+            rating = self._ratings.get_nowait()
+            after = [i for i, end in enumerate(ends) if end <= rating.timestamp]
+            if after and ratings[after[-1]] is None:
+                ratings[after[-1]] = float(rating.value)
+        run.recording.event("stimulus_offset", {"trial": trial, "device": self.name,
+                                                "reason": "end"}, ends[-1])
+        return Answer(RATING, None, ends[-1], {"unit": "NRS 0-100", "ratings": ratings,
+                                               "max_onset_delay_s": late})
 
     def _yes_no(self, deadline: float, run: RunContext, onset: float) -> Answer:
         """Button 1 = yes; button 2, or no press before ``deadline``, = no."""

@@ -31,7 +31,8 @@ class ThermalPerceiver(Watcher):
         self.buttons = buttons
         self.scale = scale  # rates pulses (SimulatedRatingScale)
         self.clock = clock or buttons.clock
-        self._pulse: tuple[float, float, float] | None = None
+        self._pulse: tuple[float, float, float | None, int] | None = None
+        self._pulse_span = 0.0
         self.presses: list[tuple[str, float, float]] = []  # (test, threshold, press time)
         self._trial: tuple[str, str, float, float] | None = None
         self._judgement: tuple[float, str, float, float, float] | None = None
@@ -44,9 +45,10 @@ class ThermalPerceiver(Watcher):
         if stimulus.kind == THERMAL_PULSE and stimulus.params.get("rate"):
             p = stimulus.params
             rise = abs(p["target_c"] - p["baseline_c"]) / p["rate_c_s"]
-            with self._lock:  # (latest end if nothing is felt, baseline, hottest so far)
+            with self._lock:  # (latest end if nothing is felt, baseline, hottest, pulses)
                 self._pulse = (self.clock.now() + rise + p["hold_s"] + 5.0, p["baseline_c"],
-                               -273.0)
+                               -273.0, int(p.get("train", 1)))
+                self._pulse_span = float(p.get("period_s", rise + p["hold_s"])) + 5.0
             return
         if stimulus.kind != THERMAL_RAMP:
             return
@@ -113,11 +115,20 @@ class ThermalPerceiver(Watcher):
             pulse = self._pulse
             if pulse is None:
                 return
-            latest, baseline, hottest = pulse
+            latest, baseline, hottest, left = pulse
             now, temperature = self.clock.now(), self._probe_temperature()
+            if hottest is None:  # between the pulses of a train: wait until it has cooled
+                if temperature < baseline + 1.0:
+                    self._pulse = (latest, baseline, -273.0, left)
+                return
             hottest = max(hottest, temperature)
             over = (hottest > baseline + 1.0 and temperature < hottest - 0.5) or now > latest
-            self._pulse = None if over else (latest, baseline, hottest)
+            if not over:
+                self._pulse = (latest, baseline, hottest, left)
+            elif left > 1:  # a train: the next pulse comes
+                self._pulse = (now + self._pulse_span, baseline, None, left - 1)
+            else:
+                self._pulse = None
         if over and self.scale is not None:
             rating, delay = self.participant.rate_heat(hottest, now)
             self.scale.rate_after(delay, rating)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from protocols.base import DONE, RATING, STOPPED, THERMAL_PULSE, Answer, ProtocolError
+from protocols.base import RATING, STOPPED, THERMAL_PULSE, Answer, ProtocolError
 from protocols.files import load_protocol, parse_protocol
 from protocols.thermal_pulses import (
     HeatCalibration,
@@ -69,22 +69,26 @@ def test_calibration_procedure_measures_t30_t50_t70() -> None:
         cal.record(Answer(RATING, 10.0))
 
 
-def test_tsp_is_last_minus_first_with_the_ratio() -> None:
-    tsp = HeatTsp(46.0, 4, PulseShape(hold_s=0.5), np.random.default_rng(0), interval_s=0.5)
-    assert [tsp.next_stimulus().isi_s] == [0.0]
-    for rating in (20.0, 25.0, 30.0, 35.0):
-        assert tsp.next_stimulus().isi_s in (0.0, 0.5)
-        tsp.record(Answer(RATING, rating))
+def test_tsp_is_one_train_at_a_fixed_rate_last_minus_first() -> None:
+    tsp = HeatTsp(46.0, 4, PulseShape(hold_s=0.5), period_s=2.0)
+    train = tsp.next_stimulus()
+    assert train.params["train"] == 4 and train.params["period_s"] == 2.0
+    assert tsp.next_stimulus() == train
+    tsp.record(Answer(RATING, None, extra={"ratings": [20.0, 25.0, 30.0, 35.0]}))
+    assert tsp.done and tsp.next_stimulus() is None
     (m,) = tsp.result()
     assert (m.name, m.value, m.extra["ratio"]) == ("TSP", 15.0, 1.75)  # 35-20, 35/20
-    with pytest.raises(ProtocolError, match="answered with a rating"):
-        HeatTsp(46.0, 2, PulseShape(), np.random.default_rng(0)).record(Answer(STOPPED, 1.0))
-    with pytest.raises(ProtocolError, match="not in 0-100"):
-        HeatTsp(46.0, 2, PulseShape(), np.random.default_rng(0)).record(Answer(RATING, 101.0))
-    silent = HeatTsp(46.0, 2, PulseShape(), np.random.default_rng(0))
-    silent.record(Answer(DONE, None))
-    silent.record(Answer(RATING, 30.0))
+    with pytest.raises(ProtocolError, match="answered with 2 ratings"):
+        HeatTsp(46.0, 2, PulseShape()).record(Answer(STOPPED, 1.0))
+    with pytest.raises(ProtocolError, match="ratings must be in 0-100"):
+        HeatTsp(46.0, 2, PulseShape()).record(Answer(RATING, None,
+                                                     extra={"ratings": [10.0, 101.0]}))
+    silent = HeatTsp(46.0, 2, PulseShape())
+    silent.record(Answer(RATING, None, extra={"ratings": [None, 30.0]}))
     assert silent.result() == []  # no first rating: no TSP
+    late = HeatTsp(46.0, 2, PulseShape(), period_s=2.0)
+    late.record(Answer(RATING, None, extra={"ratings": [10.0, 30.0], "max_onset_delay_s": 0.5}))
+    assert "rate-not-kept" in late.result()[0].flags
 
 
 SHORT_CAL = """
@@ -135,7 +139,9 @@ def test_simulated_heat_tsp_shows_the_participants_summation(tmp_path: Path) -> 
     assert tsp.extra["first"] == pytest.approx(first, abs=2.0)
     # 9 more pulses, 5 % each: 50 * 1.05**9 = 77.6
     assert tsp.extra["last"] == pytest.approx(first * 1.05 ** 9, abs=3.0)
-    assert tsp.flags == ()
+    assert tsp.flags == () and len(tsp.trials) == 10
+    onsets = [e.timestamp for e in session.open(tmp_path / "tsp.h5").events_of("stimulus_onset")]
+    assert np.allclose(np.diff(onsets), 2.0, atol=0.15)  # 0.5 Hz, kept
 
 
 def test_calibrated_temperatures_feed_a_later_run(tmp_path: Path) -> None:
