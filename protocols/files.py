@@ -152,22 +152,24 @@ def _field_name(loc: tuple[object, ...], data: dict) -> str:
 
 
 def _line(text: str, loc: tuple[object, ...]) -> str:
-    """``LINE:`` of ``loc`` (``tests``, index, key / ``protocol``, key), or ``""``."""
+    """``LINE:`` of ``loc``: an array of tables (``tests``/``pairs``, index, key) or a table
+    (``protocol``, ``pulse``, ... , key); ``""`` if it cannot be found."""
     lines = text.splitlines()
-    if len(loc) >= 2 and loc[0] == "tests" and isinstance(loc[1], int):
-        headers = [i for i, line in enumerate(lines) if line.strip() == "[[tests]]"]
+    if not loc or not isinstance(loc[0], str):
+        return ""
+    if len(loc) >= 2 and isinstance(loc[1], int):
+        headers = [i for i, line in enumerate(lines) if line.strip() == f"[[{loc[0]}]]"]
         if loc[1] >= len(headers):
             return ""
         start = headers[loc[1]]
         end = next((h for h in headers if h > start), len(lines))
         return _key_line(lines, start, end, loc[2] if len(loc) > 2 else None)
-    if loc and loc[0] == "protocol":
-        start = next((i for i, line in enumerate(lines) if line.strip() == "[protocol]"), -1)
-        if start >= 0:
-            end = next((i for i in range(start + 1, len(lines))
-                        if lines[i].lstrip().startswith("[")), len(lines))
-            return _key_line(lines, start, end, loc[1] if len(loc) > 1 else None)
-    return ""
+    start = next((i for i, line in enumerate(lines) if line.strip() == f"[{loc[0]}]"), -1)
+    if start < 0:
+        return ""
+    end = next((i for i in range(start + 1, len(lines))
+                if lines[i].lstrip().startswith("[")), len(lines))
+    return _key_line(lines, start, end, loc[1] if len(loc) > 1 else None)
 
 
 def _key_line(lines: list[str], start: int, end: int, key: object) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from protocols.files import ProtocolFile, Strict, register
 from protocols.mechanical import (
@@ -27,6 +27,16 @@ class MechanicalTest(Strict):
     force_mN: float = Field(256.0, gt=0.0, le=512.0)  # WUR
     pairs: int = Field(5, ge=1, le=10)  # WUR
     repetitions: int = Field(3, ge=1, le=10)  # VDT
+
+    @model_validator(mode="after")
+    def _only_its_own(self) -> MechanicalTest:
+        own = {"MDT": {"start_force_mN", "series_pairs"}, "MPT": {"start_force_mN",
+               "series_pairs"}, "MPS": {"repeats"}, "WUR": {"force_mN", "pairs"},
+               "VDT": {"repetitions"}}[self.test]
+        foreign = sorted(self.model_fields_set - own - {"test"})
+        if foreign:
+            raise ValueError(f"{', '.join(foreign)} not used by {self.test}")
+        return self
 
     def build(self, rng: np.random.Generator, site: str) -> Any:
         start = {} if self.start_force_mN is None else {"start_force_mN": self.start_force_mN}

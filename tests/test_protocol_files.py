@@ -66,3 +66,18 @@ def test_a_device_that_cannot_do_a_step_is_refused_before_anything_starts() -> N
     warm_only = ThermalCapabilities("probe", 1, 20.0, 50.0, 10.0, 10.0)
     with pytest.raises(CapabilityError, match=r"step 1 \(CDT\) needs: 0 °C \(device minimum"):
         protocol.check_device(warm_only)
+
+
+def test_every_table_gets_its_line_and_tests_refuse_foreign_fields() -> None:
+    text = (Path(__file__).resolve().parent.parent / "protocols" / "data" /
+            "heat-calibration.toml").read_text()
+    with pytest.raises(ProtocolFileError, match=r"^x.toml:21: pulse.hold_s: Input should be "
+                                                r"greater than or equal to 0 \(got -1.0\)$"):
+        parse_protocol(text.replace("hold_s = 8.0", "hold_s = -1.0"), "x.toml")
+    mech = (Path(__file__).resolve().parent.parent / "protocols" / "data" /
+            "dfns-mechanical.toml").read_text()
+    bad = mech.replace('test = "MDT"\nstart_force_mN = 16.0',
+                       'test = "MDT"\nstart_force_mN = 16.0\nforce_mN = 128.0')
+    with pytest.raises(ProtocolFileError, match=r"^m.toml:11: tests\[1\] \(MDT\): force_mN not "
+                                                r"used by MDT$"):
+        parse_protocol(bad, "m.toml")
