@@ -235,3 +235,25 @@ class VdtProcedure(ManualProcedure):
             return []
         return [Measure(name=self.test, value=fmean(self.readings), unit="/8",
                         trials=tuple(self.readings), flags=self._flags(), site=self.site)]
+
+
+class PinprickTsp(WurProcedure):
+    """Temporal summation by pinprick (low back pain batteries): the same single/train pairs
+    as WUR; TSP = mean train rating minus mean single rating (positive = summation), with
+    the wind-up ratio alongside."""
+
+    test = "TSP"
+
+    def result(self) -> list[Measure]:
+        if not self.single or not self.train:
+            return []
+        single, train = fmean(self.single), fmean(self.train)
+        ratio = train / single if single > 0 else None
+        ordered = [r for pair in zip(self.single, self.train, strict=False) for r in pair]
+        return [Measure(
+            name="TSP", value=train - single, unit="NRS 0-100", transform="none",
+            trials=tuple(ordered), flags=self._flags(*(() if ratio else ("single-rating-zero",))),
+            site=self.site, extra={"modality": "pinprick", "ratio": ratio,
+                                   "single_ratings": list(self.single),
+                                   "train_ratings": list(self.train),
+                                   "sign": "positive = summation (the train hurts more)"})]

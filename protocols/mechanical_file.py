@@ -13,6 +13,7 @@ from protocols.mechanical import (
     MdtProcedure,
     MpsDmaProcedure,
     MptProcedure,
+    PinprickTsp,
     VdtProcedure,
     WurProcedure,
 )
@@ -67,3 +68,28 @@ class MechanicalFile(ProtocolFile):
     def procedure(self, rng: np.random.Generator, site: str | None = None) -> Sequence:
         where = self.protocol.site if site is None else site
         return Sequence([t.build(rng, where) for t in self.tests])
+
+
+class PinprickTrain(Strict):
+    force_mN: float = Field(256.0, gt=0.0, le=512.0)
+    pulses: int = Field(10, ge=2, le=30)
+    rate_hz: float = Field(1.0, gt=0.0, le=5.0)
+    pairs: int = Field(3, ge=1, le=10)
+
+
+@register("tsp-pinprick")
+class PinprickTspFile(ProtocolFile):
+    train: PinprickTrain = Field(default_factory=PinprickTrain)
+    roles = ("examiner",)
+
+    def steps(self) -> list[str]:
+        return ["TSP"]
+
+    def check_devices(self, capabilities: Mapping[str, Any]) -> None:
+        """Applied by hand: nothing for a device to refuse."""
+
+    def procedure(self, rng: np.random.Generator, site: str | None = None) -> PinprickTsp:
+        t = self.train
+        return PinprickTsp(force_mN=t.force_mN, pairs=t.pairs, train_length=t.pulses,
+                           train_rate_hz=t.rate_hz,
+                           site=self.protocol.site if site is None else site)

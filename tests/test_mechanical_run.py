@@ -32,3 +32,13 @@ def test_guided_mechanical_battery_recovers_the_participants_truth(tmp_path: Pat
     assert {e.payload["device"] for e in onsets} == {"examiner"}
     assert any(e.payload.get("instrument") == "von Frey" for e in onsets)
     assert s.parts[0].simulation["mechanical"]["mdt_mN"] == 4.0
+
+
+def test_pinprick_tsp_is_train_minus_single(tmp_path: Path) -> None:
+    model = ParticipantModel.model_validate({"mechanical": {"windup": 1.5, "rating_noise": 0.0}})
+    (tsp,) = run_simulated(load_protocol("tsp-pinprick"), SimulatedClock(200.0),
+                           tmp_path / "t.h5", model, seed=1, progress=lambda line: None)
+    # single 0.6 * 256 ** 0.8 = 50.6 -> 51; train 1.5 x 50.6 = 75.9 -> 76: TSP = 25
+    assert (tsp.name, tsp.value, tsp.unit) == ("TSP", 25.0, "NRS 0-100")
+    assert tsp.extra["modality"] == "pinprick" and tsp.extra["ratio"] == pytest.approx(76 / 51)
+    assert len(tsp.trials) == 6  # 3 pairs
