@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from protocols.files import ProtocolFile, Strict, register
-from protocols.thermal_pulses import HeatCalibration, HeatTsp, PulseShape
+from protocols.thermal_pulses import CuffTsp, HeatCalibration, HeatTsp, PulseShape
 
 
 class PulseEntry(Strict):
@@ -109,3 +109,33 @@ class HeatTspFile(ProtocolFile):
         return HeatTsp(t.target_c, t.pulses, self.pulse.shape(),
                        self.protocol.site if site is None else site, t.instruction,
                        t.participant_instruction, t.period_s)
+
+
+class CuffTrainEntry(Strict):
+    level_kpa: float = Field(gt=0.0, le=100.0)
+    pulses: int = Field(10, ge=2, le=50)
+    on_s: float = Field(1.0, gt=0.0, le=10.0)
+    off_s: float = Field(1.0, gt=0.0, le=10.0)
+    outlet: int = Field(1, ge=1, le=2)
+    instruction: str = ""
+    participant_instruction: str = ""
+
+
+@register("tsp-cuff")
+class CuffTspFile(ProtocolFile):
+    train: CuffTrainEntry
+    roles = ("cuff",)
+
+    def steps(self) -> list[str]:
+        return ["TSP"]
+
+    def check_devices(self, capabilities: Mapping[str, Any]) -> None:
+        t = self.train
+        capabilities["cuff"].require(max_kpa=t.level_kpa, outlet=t.outlet,
+                                     what=f"{self.name} (train of inflations)")
+
+    def procedure(self, rng: np.random.Generator, site: str | None = None) -> CuffTsp:
+        t = self.train
+        return CuffTsp(t.level_kpa, t.pulses, t.on_s, t.off_s, t.outlet,
+                       self.protocol.site if site is None else site, t.instruction,
+                       t.participant_instruction)

@@ -20,6 +20,7 @@ import numpy as np
 from scipy.optimize import curve_fit
 
 from protocols.base import (
+    CUFF_PROGRAM,
     DONE,
     RATING,
     THERMAL_PULSE,
@@ -235,3 +236,25 @@ class HeatTsp:
                         self.site, {"first": first, "last": last, "ratio": ratio,
                                     "period_s": self.period_s,
                                     "sign": "positive = summation (last rated higher)"})]
+
+
+class CuffTsp(HeatTsp):
+    """Temporal summation by repeated cuff inflations: ``pulses`` inflations to ``level_kpa``
+    (``on_s`` on, ``off_s`` off) on one outlet, each rated on the cuff's VAS."""
+
+    def __init__(self, level_kpa: float, pulses: int, on_s: float, off_s: float, outlet: int,
+                 site: str = "", instruction: str = "", participant_instruction: str = ""
+                 ) -> None:
+        super().__init__(level_kpa, pulses, PulseShape(), site, instruction,
+                         participant_instruction, period_s=on_s + off_s)
+        self.on_s, self.off_s, self.outlet = on_s, off_s, outlet
+
+    def next_stimulus(self) -> Stimulus | None:
+        if self.done:
+            return None
+        params = {"train": self.pulses, "level_kpa": self.target_c, "on_s": self.on_s,
+                  "off_s": self.off_s, "outlet": self.outlet}
+        return Stimulus(self.test, CUFF_PROGRAM, params, site=self.site,
+                        instruction=self.instruction or f"TSP: {self.pulses} cuff inflations "
+                                                        f"to {self.target_c:g} kPa",
+                        participant_instruction=self.participant_instruction)

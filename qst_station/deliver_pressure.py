@@ -37,6 +37,7 @@ from protocols.base import (
     CUTOFF,
     DONE,
     PRESSURE_RAMP,
+    RATING,
     STOPPED,
     Answer,
     ProtocolError,
@@ -87,6 +88,7 @@ class PressureDelivery:
         self._presses: queue.SimpleQueue[Response] = queue.SimpleQueue()
         self._watch: Callable[[Any], bool] | None = None
         self._hit: Any = None
+        self._collected: list[Any] | None = None  # cuff samples during a train
         self._responses = list(responses) if isinstance(responses, (list, tuple)) \
             else [responses]
 
@@ -107,6 +109,8 @@ class PressureDelivery:
                 self.cuff.stop()
 
     def deliver(self, stimulus: Stimulus, trial: int, run: RunContext) -> Answer:
+        if stimulus.kind == CUFF_PROGRAM and stimulus.params.get("train"):
+            return self._cuff_train(stimulus, trial, run)
         if stimulus.kind == CUFF_PROGRAM:
             if stimulus.params["action"] == "start":
                 return self._condition(stimulus, trial, run)
@@ -289,6 +293,35 @@ class PressureDelivery:
                                                     "reason": "end", "outlet": outlet})
         return Answer(DONE, level, run.clock.now(), extra)
 
+    def _cuff_train(self, stimulus: Stimulus, trial: int, run: RunContext) -> Answer:
+        """``train`` inflations to ``level_kpa`` (``on_s`` on, ``off_s`` off) in one cuff
+        program; each inflation's rating is the highest VAS during it (cm x 10 -> 0-100)."""
+        cuff = self._need_cuff(stimulus)
+        p = stimulus.params
+        outlet, count, level = int(p["outlet"]), int(p["train"]), float(p["level_kpa"])
+        on, off = float(p["on_s"]), float(p["off_s"])
+        cuff.program(outlet, [Step(level, on), Step(0.0, off)], repeat=count)
+        run.announce(stimulus)
+        with self._lock:
+            self._collected = []
+        self._start_cuff(run)
+        start = run.clock.now()
+        self._onset(stimulus, trial, run, start, "pressure", level, outlet)
+        end = start + count * (on + off)
+        while run.clock.now() < end + 0.5:
+            run.wait(0.05)
+        self.abort()
+        with self._lock:
+            samples, self._collected = self._collected, None
+        ratings: list[float | None] = []
+        for k in range(count):
+            low, high = start + k * (on + off), start + (k + 1) * (on + off)
+            vas = [s.vas for s in samples if low <= s.timestamp < high]
+            ratings.append(round(10.0 * max(vas), 1) if vas else None)
+        run.recording.event("stimulus_offset", {"trial": trial, "device": "cuff",
+                                                "reason": "end", "outlet": outlet}, end)
+        return Answer(RATING, None, end, {"unit": "VAS 0-100", "ratings": ratings})
+
     def _search_level(self, stimulus: Stimulus, trial: int, run: RunContext, outlet: int,
                       extra: dict[str, Any]) -> tuple[float, dict[str, Any]]:
         """Ramp until the VAS reaches ``level_vas_cm``: that pressure is the level."""
@@ -349,6 +382,8 @@ class PressureDelivery:
 
     def _on_cuff(self, sample: Any) -> None:
         with self._lock:
+            if self._collected is not None:
+                self._collected.append(sample)
             if self._watch is not None and self._hit is None and self._watch(sample):
                 self._hit = sample
 

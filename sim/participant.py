@@ -86,6 +86,10 @@ class CuffPain(_Strict):
 
     pain_detection_kpa: float = Field(25.0, gt=0.0, le=100.0)
     pain_tolerance_kpa: float = Field(60.0, gt=0.0, le=150.0)  # button 0.5 s after reaching it
+    # temporal summation: an inflation that starts within train_gap_s of the previous one's
+    # end is rated this fraction higher than that one (compounding)
+    summation_per_inflation: float = Field(0.05, ge=0.0, le=1.0)
+    train_gap_s: float = Field(3.0, gt=0.0)
 
     @model_validator(mode="after")
     def _ordered(self) -> CuffPain:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from drivers import cuff_wire as wire
 from protocols.base import CONFIRM, CUFF_PROGRAM, PRESSURE_RAMP, Stimulus
 from sim.cuff import Participant
 from sim.participant import CuffPain, SimulatedParticipant
@@ -122,3 +123,22 @@ class ModelCuffParticipant(Participant):
         super().__init__(rng)
         self.detection = pain.pain_detection_kpa
         self.tolerance = pain.pain_tolerance_kpa
+        self.summation, self.gap_s = pain.summation_per_inflation, pain.train_gap_s
+        self.train = 0  # inflations so far in the current train
+        self._inflated = False
+        self._since_end = float("inf")  # seconds since the last inflation ended
+
+    def update(self, kpa: float, dt: float) -> None:
+        """The base VAS, raised by temporal summation over a train of inflations."""
+        hurting = kpa >= self.detection
+        if hurting and not self._inflated:
+            self.train = self.train + 1 if self._since_end <= self.gap_s else 0
+        if self._inflated and not hurting:
+            self._since_end = 0.0
+        elif not hurting:
+            self._since_end += dt
+        self._inflated = hurting
+        super().update(kpa, dt)
+        if self.vas > 0 and self.train:
+            boosted = self.vas * (1.0 + self.summation) ** self.train
+            self.vas = wire.quantize(min(boosted, wire.VAS_MAX))
