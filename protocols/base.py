@@ -9,7 +9,7 @@ when :attr:`Procedure.done`. Randomness (ISI jitter, orders) comes from a seeded
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -99,6 +99,25 @@ def isi_schedule(count: int, isi_s: tuple[float, float], rng: np.random.Generato
                  ) -> list[float]:
     """Inter-stimulus intervals: none before the first, then uniform in ``isi_s``."""
     return [0.0 if i == 0 else float(rng.uniform(*isi_s)) for i in range(count)]
+
+
+# A repetition this far from the median of its test is flagged "outlier" (project defaults,
+# not DFNS rules): temperatures 3 °C; differences and pressures a factor of 2 on log scale.
+OUTLIER_C = 3.0
+OUTLIER_FACTOR = 2.0
+
+
+def outlier_flags(values: Sequence[float], log_scale: bool) -> tuple[str, ...]:
+    """``("outlier",)`` if a repetition lies far from the median of the others' test."""
+    data = np.asarray([v for v in values if v is not None], dtype=float)
+    if len(data) < 3:
+        return ()
+    if log_scale:
+        data = np.log10(np.maximum(data, 1e-9))
+        limit = np.log10(OUTLIER_FACTOR)
+    else:
+        limit = OUTLIER_C
+    return ("outlier",) if np.any(np.abs(data - np.median(data)) > limit) else ()
 
 
 class ProtocolError(ValueError):

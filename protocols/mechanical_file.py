@@ -28,13 +28,14 @@ class MechanicalTest(Strict):
     force_mN: float = Field(256.0, gt=0.0, le=512.0)  # WUR
     pairs: int = Field(5, ge=1, le=10)  # WUR
     repetitions: int = Field(3, ge=1, le=10)  # VDT
+    site: str = ""  # this test's site (default: the protocol's)
 
     @model_validator(mode="after")
     def _only_its_own(self) -> MechanicalTest:
         own = {"MDT": {"start_force_mN", "series_pairs"}, "MPT": {"start_force_mN",
                "series_pairs"}, "MPS": {"repeats"}, "WUR": {"force_mN", "pairs"},
                "VDT": {"repetitions"}}[self.test]
-        foreign = sorted(self.model_fields_set - own - {"test"})
+        foreign = sorted(self.model_fields_set - own - {"test", "site"})
         if foreign:
             raise ValueError(f"{', '.join(foreign)} not used by {self.test}")
         return self
@@ -67,7 +68,7 @@ class MechanicalFile(ProtocolFile):
 
     def procedure(self, rng: np.random.Generator, site: str | None = None) -> Sequence:
         where = self.protocol.site if site is None else site
-        return Sequence([t.build(rng, where) for t in self.tests])
+        return Sequence([t.build(rng, t.site or where) for t in self.tests])
 
 
 class PinprickTrain(Strict):

@@ -37,6 +37,7 @@ from protocols.base import (
     ProtocolError,
     Stimulus,
     isi_schedule,
+    outlier_flags,
 )
 
 CPM_SIGN = ("conditioned - baseline; positive = the threshold rose during/after conditioning "
@@ -160,7 +161,7 @@ class PptProcedure:
                 continue
             values = tuple(float(a.value) for a in answers if a.value is not None)
             target = s.rate_kpa_s if s.device == "algometer" else None
-            flags = ramp_flags(answers, target, s.tolerance)
+            flags = ramp_flags(answers, target, s.tolerance) + outlier_flags(values, True)
             if len(answers) < s.repetitions:
                 flags += ("incomplete",)
             out.append(Measure(s.test, float(np.mean(values)), "kPa",

@@ -31,6 +31,7 @@ from protocols.base import (
     ProtocolError,
     Stimulus,
     isi_schedule,
+    outlier_flags,
 )
 
 DETECTION = frozenset({"CDT", "WDT", "TSL"})
@@ -117,11 +118,11 @@ class RampProcedure:
         flags = ("cutoff-reached",) if any(a.kind == CUTOFF for a in self.answers) else ()
         if s.test in ("CPT", "HPT"):
             return [Measure(s.test, float(np.mean(temps)), "degC", "none", tuple(temps),
-                            flags, s.site)]
+                            flags + outlier_flags(temps, log_scale=False), s.site)]
         if s.test in ("CDT", "WDT"):
             diffs = tuple(abs(t - s.baseline_c) for t in temps)
-            return [Measure(s.test, float(np.mean(diffs)), "degC", "log10", diffs, flags,
-                            s.site)]
+            return [Measure(s.test, float(np.mean(diffs)), "degC", "log10", diffs,
+                            flags + outlier_flags(diffs, log_scale=True), s.site)]
         return self._tsl(temps, flags)
 
     def _tsl(self, temps: list[float], flags: tuple[str, ...]) -> list[Measure]:

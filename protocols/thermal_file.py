@@ -21,6 +21,7 @@ class RampTestEntry(Strict):
     return_rate_c_s: float = Field(1.0, gt=0.0, le=300.0)
     repetitions: int = Field(3, ge=1, le=10)
     isi_s: tuple[float, float] = (4.0, 6.0)
+    site: str = ""  # this test's site (default: the protocol's)
     instruction: str = ""
     participant_instruction: str = ""
 
@@ -35,7 +36,9 @@ class RampTestEntry(Strict):
         return self
 
     def ramp_test(self, site: str) -> RampTest:
-        return RampTest(site=site, **self.model_dump())
+        """The test, at its own ``site`` if it names one, else at ``site``."""
+        fields = self.model_dump()
+        return RampTest(site=fields.pop("site") or site, **fields)
 
 
 @register("thermal-limits")

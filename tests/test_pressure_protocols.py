@@ -77,7 +77,8 @@ def test_rate_off_by_more_than_20_percent_and_cutoff_are_flagged() -> None:
     run(p, [stop(300, 59.0), stop(320, 61.0), Answer(CUTOFF, 1000.0, extra={"unit": "kPa"})])
     (m,) = p.result()
     assert m.value == pytest.approx((300 + 320 + 1000) / 3)
-    assert m.flags == ("cutoff-reached", "rate-off-target")
+    # and 1000 is more than twice the median 320: an outlier too
+    assert m.flags == ("cutoff-reached", "rate-off-target", "outlier")
     assert m.extra["rates_kpa_s"] == [59.0, 61.0, None]
     assert m.extra["mean_rate_kpa_s"] == pytest.approx(60.0)
 

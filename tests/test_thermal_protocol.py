@@ -40,7 +40,7 @@ def test_hpt_mean_temperature_with_a_cutoff_flag() -> None:
     (m,) = p.result()
     # (44.0 + 45.5 + 50.0) / 3 = 46.5
     assert m.value == pytest.approx(46.5) and m.transform == "none"
-    assert m.flags == ("cutoff-reached",)
+    assert m.flags == ("cutoff-reached", "outlier")  # 50.0 is 4.5 °C from the median 45.5
 
 
 def test_tsl_alternates_and_counts_paradoxical_heat() -> None:
@@ -93,3 +93,15 @@ def test_dfns_battery_order_isi_and_return_rates() -> None:
     assert all(m.site == "hand dorsum" for m in battery.result())
     again = dfns_thermal(np.random.default_rng(3))
     assert again.next_stimulus().isi_s == 0.0  # the seed decides the ISIs: reproducible
+
+
+def test_a_repetition_far_from_the_others_is_flagged() -> None:
+    hpt = RampProcedure(RampTest("HPT", return_rate_c_s=5.0), rng())
+    answer(hpt, [44.0, 44.5, 48.0])  # 48.0 is 3.5 °C from the median 44.5
+    assert hpt.result()[0].flags == ("outlier",)
+    calm = RampProcedure(RampTest("HPT", return_rate_c_s=5.0), rng())
+    answer(calm, [44.0, 44.5, 46.0])  # 1.5 °C: fine
+    assert calm.result()[0].flags == ()
+    cdt = RampProcedure(RampTest("CDT"), rng())
+    answer(cdt, [31.0, 30.8, 29.0])  # differences 1.0, 1.2, 3.0: 3.0 / 1.2 = 2.5 > 2
+    assert cdt.result()[0].flags == ("outlier",)
