@@ -36,9 +36,11 @@ from protocols.base import (
     CUFF_PROGRAM,
     CUTOFF,
     DONE,
+    NO,
     PRESSURE_RAMP,
     RATING,
     STOPPED,
+    YES,
     Answer,
     ProtocolError,
     Stimulus,
@@ -89,6 +91,7 @@ class PressureDelivery:
         self._watch: Callable[[Any], bool] | None = None
         self._hit: Any = None
         self._collected: list[Any] | None = None  # cuff samples during a train
+        self._listening = False
         self._responses = list(responses) if isinstance(responses, (list, tuple)) \
             else [responses]
 
@@ -96,12 +99,19 @@ class PressureDelivery:
         """Hand ramps: samples from ``algometer``, presses from the responses."""
         self.algometer = algometer
         algometer.subscribe(self._on_pressure)
-        for source in self._responses:  # only hand ramps wait for the button box
-            source.subscribe(self._on_response)
+        self._listen()
 
     def attach_cuff(self, cuff: Any) -> None:
+        """Cuff stimuli: samples from ``cuff``; yes/no pulses take presses from the responses."""
         self.cuff = cuff
         cuff.subscribe(self._on_cuff)
+        self._listen()
+
+    def _listen(self) -> None:
+        if not self._listening:
+            self._listening = True
+            for source in self._responses:
+                source.subscribe(self._on_response)
 
     def abort(self) -> None:
         if self.cuff is not None:
@@ -109,6 +119,8 @@ class PressureDelivery:
                 self.cuff.stop()
 
     def deliver(self, stimulus: Stimulus, trial: int, run: RunContext) -> Answer:
+        if stimulus.kind == PRESSURE_RAMP and stimulus.params.get("ask") == "yes-no":
+            return self._cuff_pulse(stimulus, trial, run)
         if stimulus.kind == CUFF_PROGRAM and stimulus.params.get("train"):
             return self._cuff_train(stimulus, trial, run)
         if stimulus.kind == CUFF_PROGRAM:
@@ -292,6 +304,33 @@ class PressureDelivery:
             run.recording.event("stimulus_offset", {"trial": trial, "device": "cuff",
                                                     "reason": "end", "outlet": outlet})
         return Answer(DONE, level, run.clock.now(), extra)
+
+    def _cuff_pulse(self, stimulus: Stimulus, trial: int, run: RunContext) -> Answer:
+        """Inflate one outlet to ``target_kpa`` at ``rate_kpa_s``, hold ``hold_s``, deflate;
+        then button 1 = yes (painful), button 2 or no press in ``rating_window_s`` = no."""
+        cuff = self._need_cuff(stimulus)
+        p = stimulus.params
+        outlet, target, rate = int(p.get("outlet", 1)), float(p["target_kpa"]), float(
+            p["rate_kpa_s"])
+        self._wait_deflated(run, outlet)
+        cuff.program(outlet, [Inc(rate, target / rate), Step(target, float(p["hold_s"]))])
+        run.announce(stimulus)
+        _drain(self._presses)
+        self._start_cuff(run)
+        onset = self._onset(stimulus, trial, run, run.clock.now(), "pressure", target, outlet)
+        end = onset + target / rate + float(p["hold_s"])
+        while run.clock.now() < end:
+            run.wait(0.05)
+        self.abort()
+        run.recording.event("stimulus_offset", {"trial": trial, "device": "cuff",
+                                                "reason": "end", "outlet": outlet}, end)
+        deadline = end + float(p.get("rating_window_s", 4.0))
+        while (left := deadline - run.clock.now()) > 0:
+            press = self._next_press(run, min(left, 0.1))
+            if press is not None and press.timestamp >= onset:
+                kind = YES if press.value == 1 else NO
+                return Answer(kind, None, press.timestamp, {"unit": "", "button": press.value})
+        return Answer(NO, None, run.clock.now(), {"unit": "", "pressed": False})
 
     def _cuff_train(self, stimulus: Stimulus, trial: int, run: RunContext) -> Answer:
         """``train`` inflations to ``level_kpa`` (``on_s`` on, ``off_s`` off) in one cuff

@@ -48,10 +48,17 @@ class PressurePerceiver(Watcher):
         self._outlet: int | None = None  # the cuff outlet that conditions
         self._confirmed = False  # an operator-confirmed conditioning step is on
         self._last_active: float | None = None
+        self._judging: tuple[int, float, float] | None = None
 
     def instruct(self, stimulus: Stimulus) -> None:
         """The runner shows ``stimulus``'s instruction: get ready to answer it."""
         p = stimulus.params
+        if stimulus.kind == PRESSURE_RAMP and p.get("ask") == "yes-no":
+            detection = self.participant.model.cuff.pain_detection_kpa
+            threshold = detection * float(np.exp(self.participant.rng.normal(0.0, 0.05)))
+            with self._lock:  # (outlet, threshold, highest pressure so far)
+                self._judging = (int(p.get("outlet", 1)), threshold, 0.0)
+            return
         if _hand_ramp(stimulus):
             trial = None
             if p.get("phase") != "release":
@@ -68,7 +75,23 @@ class PressurePerceiver(Watcher):
                 self._confirmed = p["action"] == "start"
             self._update_conditioning()
 
+    def _judge_cuff(self) -> None:
+        """A yes/no cuff pulse: painful if its highest pressure reached the threshold."""
+        with self._lock:
+            judging = self._judging
+            if judging is None or self.cuff is None:
+                return
+            outlet, threshold, highest = judging
+            kpa = float(self.cuff.device.outlets[outlet - 1].pressure)
+            highest = max(highest, kpa)
+            over = highest > 5.0 and kpa < highest - 2.0
+            self._judging = None if over else (outlet, threshold, highest)
+        if over:
+            button = 1 if highest >= threshold else 2
+            self.buttons.respond_after(self.participant.reaction_time(), button)
+
     def tick(self) -> None:
+        self._judge_cuff()
         self._update_conditioning()
         with self._lock:
             trial = self._trial

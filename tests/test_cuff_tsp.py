@@ -42,3 +42,18 @@ def test_simulated_cuff_train_shows_the_participants_summation(tmp_path: Path) -
     cuff = s.streams["cuff"]
     assert cuff.column("p1").max() <= 40.0 + 1.0  # never above the programmed level
     assert cuff.column("p1")[-5:].max() < 2.0  # deflated at the end
+
+
+def test_cuff_staircase_finds_the_pain_detection_pressure(tmp_path: Path) -> None:
+    from protocols.files import parse_protocol
+
+    text = (Path(__file__).resolve().parent.parent / "protocols" / "data" /
+            "cuff-staircase.toml").read_text().replace("isi_s = 4.0", "isi_s = 1.0")
+    model = ParticipantModel.model_validate({"cuff": {"pain_detection_kpa": 30.0}})
+    (m,) = run_simulated(parse_protocol(text), SimulatedClock(20.0), tmp_path / "s.h5",
+                         model, seed=4, progress=lambda line: None)
+    # 1-up/2-down on a threshold with 5 % log-normal noise: about 30 * exp(0.05 * 0.545) = 30.8
+    assert m.name == "cPDT-stair" and m.unit == "kPa"
+    assert m.value == pytest.approx(30.8, abs=3.0)
+    answers = [t["answer"] for t in session.open(tmp_path / "s.h5").trials()]
+    assert "yes" in answers and "no" in answers
