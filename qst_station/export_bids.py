@@ -112,6 +112,9 @@ def classify(stream: Stream) -> StreamRole:
     text = " ".join([stream.name, getattr(stream, "lsl_type", ""), *stream.channels]).lower()
     words = set(re.split(r"[^a-z0-9]+", text)) - {""}
     units = {u.strip().lower() for u in stream.units}
+    if stream.name.endswith(".clock_offset") or getattr(stream, "lsl_type", "") == "ClockOffset":
+        return StreamRole("skip", "", "LSL clock offsets of a recorded stream (kept in the "
+                                      "session file for re-alignment)")
     if words & _RR_WORDS:
         return StreamRole("skip", "", "beat-to-beat intervals or heart rate, not a physio "
                                       "waveform (see the CSV export)")

@@ -430,3 +430,10 @@ class _Clock:
 
     def sleep(self, seconds: float) -> None:
         pass
+
+
+def test_clock_offset_streams_are_not_exported_as_physio() -> None:
+    offsets = Stream("ecg.clock_offset", np.array([0.0, 5.0]), np.zeros((2, 1)), ["offset"],
+                     ["s"], 0.0, "lsl:ECG@host", np.ones(2, dtype=np.int32), "ClockOffset")
+    role = classify(offsets)
+    assert role.kind == "skip" and "clock offsets" in role.reason
