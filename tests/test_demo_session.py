@@ -78,6 +78,8 @@ def test_summary_and_exports_from_the_command_line(demo_file: Path, tmp_path: Pa
         rows = list(csv.DictReader(handle, delimiter="\t"))
     heat = [r for r in rows if r["trial_type"] == "heat"]
     assert [round(float(r["onset"])) for r in heat] == [2, 5, 8]  # volumes 3, 6, 9 from volume 1
+    assert [p.name for p in sorted(func.glob("*_physio.json"))] == [
+        f"{stem}_recording-cardiac_physio.json"]  # the ECG's clock offsets are not physio
     physio = json.loads((func / f"{stem}_recording-cardiac_physio.json").read_text())
     assert physio["Columns"][-1] == "trigger"
     with gzip.open(func / f"{stem}_recording-cardiac_physio.tsv.gz", "rt") as handle:
