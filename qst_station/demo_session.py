@@ -189,7 +189,11 @@ def record_demo_session(path: str | Path, clock: Clock, plan: DemoPlan | None = 
         tcs.set_streaming(idle=True, stimulation=True)
         tcs.enable_zones([1, 2, 3, 4, 5])
         tcs.set_baseline(BASELINE_C)
-        _run(recording, tcs, scanner, stimulator, plan, print_line, run_number)
+        try:
+            _run(recording, tcs, scanner, stimulator, plan, print_line, run_number)
+        except BaseException:
+            writer.wait(30.0)  # the exit status ("failed") reaches the file first
+            raise
     if not writer.wait(30.0):
         raise RuntimeError(f"{path}: the writer did not finish within 30 s")
     if writer.error:

@@ -143,6 +143,8 @@ def run_simulated(protocol: ProtocolFile, clock: Clock, path: Path,
             raise
         finally:
             recording.stop(status, reason)
+            if status == "failed":  # the exit status must reach the file before we go on
+                writer.wait(30.0)
     if not writer.wait(30.0):
         raise RuntimeError(f"{path}: the writer did not finish within 30 s")
     if writer.error:

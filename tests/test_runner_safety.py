@@ -171,3 +171,20 @@ upper = 5.0
 """
     with pytest.raises(ProtocolFileError, match=r"WDT levels must lie in 0-25"):
         parse_protocol(adaptive)
+
+
+def test_a_run_that_fails_is_stored_as_failed(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from qst_station import session
+    from qst_station.deliver_thermal import ThermalDelivery as Delivery
+
+    def broken(self, stimulus, trial, run):  # noqa: ANN001, ANN202
+        raise RuntimeError("probe unplugged")
+
+    monkeypatch.setattr(Delivery, "deliver", broken)
+    path = tmp_path / "s.h5"
+    with pytest.raises(RuntimeError, match="probe unplugged"):
+        run_simulated(parse_protocol(ramps("HPT")), SimulatedClock(20.0), path,
+                      progress=lambda line: None)
+    part = session.open(path).parts[0]
+    assert (part.status, part.reason) == ("failed", "RuntimeError: probe unplugged")
