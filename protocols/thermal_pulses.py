@@ -172,7 +172,8 @@ def fit_ratings(temps: np.ndarray, ratings: np.ndarray) -> RatingFit:
 
 
 def round_half(value: float) -> float:
-    return float(np.round(value * 2.0) / 2.0)
+    """To the nearest 0.5 °C, halves up (46.25 -> 46.5, 46.75 -> 47.0)."""
+    return float(np.floor(value * 2.0 + 0.5) / 2.0)
 
 
 def _r2(observed: np.ndarray, predicted: np.ndarray) -> float:

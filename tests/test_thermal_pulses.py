@@ -42,6 +42,7 @@ def test_logistic_fit_recovers_a_known_curve_and_reads_off_targets() -> None:
     # T70 = 45.8 + 0.7626 = 46.563 -> 46.5
     assert fit.temperature_for(70.0) == (46.5, "logistic")
     assert round_half(46.76) == 47.0 and round_half(46.74) == 46.5
+    assert (round_half(46.25), round_half(46.75)) == (46.5, 47.0)  # halves always up
 
 
 def test_without_a_logistic_fit_the_linear_one_is_used() -> None:
