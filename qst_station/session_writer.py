@@ -377,9 +377,3 @@ def _layout_mismatch(handle: h5py.File, current: str, spec: StreamSpec) -> str:
                     "declares it differently: give it another name")
     return ""
 
-
-def attach(recording: Any, path: str | Path, **options: Any) -> tuple[SessionWriter,
-                                                                        Callable[[], None]]:
-    """Subscribe a new writer for ``path`` to ``recording``."""
-    writer = SessionWriter(path, **options)
-    return writer, recording.subscribe(writer)
