@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
+from qst_station.hrv import hrv_summary
 from qst_station.session import Session
 
 
@@ -30,7 +32,37 @@ def summarize(session: Session) -> dict[str, Any]:
         "streams": {name: _stream(s) for name, s in session.streams.items()},
         "events": dict(sorted(Counter(e.kind for _, e in session.events).items())),
         "scanner": _scanner(session),
+        "hrv": _hrv(session),
     }
+
+
+HRV_KEYS = ("n_beats", "mean_hr_bpm", "sdnn_ms", "rmssd_ms", "pnn50_pct", "lf_ms2", "hf_ms2",
+            "lf_hf", "not_computed")
+
+
+def _hrv(session: Session) -> dict[str, Any]:
+    """Whole-recording HRV of each ECG stream, per part (parts are apart in time)."""
+    out: dict[str, Any] = {}
+    for name, stream in session.streams.items():
+        if stream.lsl_type != "ECG" and name.lower() != "ecg":
+            continue
+        for part in np.unique(stream.part):
+            rows = stream.part == part
+            if rows.sum() < 2:
+                continue
+            piece = replace(stream, time=stream.time[rows], values=stream.values[rows],
+                            part=stream.part[rows])
+            try:
+                result = hrv_summary(piece)
+            except ValueError as error:
+                result = {"not_computed": str(error)}
+            key = name if len(np.unique(stream.part)) == 1 else f"{name}@part{part}"
+            out[key] = {k: _round(result.get(k)) for k in HRV_KEYS if k in result}
+    return out
+
+
+def _round(value: Any) -> Any:
+    return round(float(value), 3) if isinstance(value, (float, np.floating)) else value
 
 
 def _stream(stream: Any) -> dict[str, Any]:
@@ -81,6 +113,11 @@ def format_summary(summary: dict[str, Any]) -> str:
         sc = summary["scanner"]
         tr = "-" if sc["tr_s"] is None else f"{sc['tr_s']:g} s"
         lines.append(f"scanner: {sc['volumes']} volumes ({sc['inferred']} inferred), TR {tr}")
+    for name, h in summary.get("hrv", {}).items():
+        if h.get("n_beats"):
+            lines.append(f"HRV {name}: {h['n_beats']} beats, HR {h['mean_hr_bpm']:.1f} bpm, "
+                         f"SDNN {h['sdnn_ms']:.1f} ms, RMSSD {h['rmssd_ms']:.1f} ms"
+                         + (f" ({h['not_computed']})" if h.get("not_computed") else ""))
     counts = ", ".join(f"{k} {v}" for k, v in summary["events"].items()) or "none"
     lines.append(f"events: {counts}")
     return "\n".join(lines)

@@ -107,3 +107,18 @@ def test_demo_resume_adds_a_part_and_keeps_the_first(demo_file: Path, tmp_path: 
     ecg = s.streams["ecg"]
     assert np.array_equal(ecg.time[ecg.part == 1], before)
     assert np.sum(ecg.part == 2) > 0
+
+
+def test_summary_hrv_matches_the_simulators_true_beats(demo_file: Path) -> None:
+    from qst_station.summary import summarize
+
+    s = session.open(demo_file)
+    hrv = summarize(s)["hrv"]["ecg"]
+    ecg = s.streams["ecg"]
+    beats, _ = read_truth(demo_file.with_name(demo_file.stem + "_rr-truth.tsv"))
+    inside = beats[(beats >= ecg.time[0]) & (beats <= ecg.time[-1])]
+    rr_ms = np.diff(inside) * 1000.0
+    assert hrv["n_beats"] == len(inside)
+    assert hrv["rmssd_ms"] == pytest.approx(np.sqrt(np.mean(np.diff(rr_ms) ** 2)), rel=0.03)
+    assert hrv["sdnn_ms"] == pytest.approx(np.std(rr_ms, ddof=1), rel=0.03)
+    assert "HF needs >= 60 s" in hrv["not_computed"]  # a short demo: no spectral measures
