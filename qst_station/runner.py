@@ -73,14 +73,19 @@ class ProtocolRunner:
     def stop(self) -> None:
         """Stop the run from any thread: the current stimulus is aborted."""
         self.context.stopped.set()
-        failures = []
-        for delivery in self.deliveries:  # every device is made safe, even if one fails
-            try:
-                delivery.abort()
-            except Exception as error:  # noqa: BLE001 - reported after the others
-                failures.append(error)
+        failures = self._make_safe()
         if failures:
             raise failures[0]
+
+    def _make_safe(self) -> list[Exception]:
+        """Abort every delivery's devices, even if one fails; the failures."""
+        failures = []
+        for delivery in self.deliveries:
+            try:
+                delivery.abort()
+            except Exception as error:  # noqa: BLE001 - the others must still be made safe
+                failures.append(error)
+        return failures
 
     def run(self) -> list[Measure]:
         """Deliver every stimulus; returns the measures (also recorded as ``result`` events)."""
@@ -96,6 +101,9 @@ class ProtocolRunner:
                 answer = self._delivery(stimulus).deliver(stimulus, trial, self.context)
                 self.procedure.record(answer)
                 self._record_trial(stimulus, answer, trial)
+        except BaseException:  # a stop, a device error, Ctrl-C: every device to safe state
+            self._make_safe()
+            raise
         finally:
             if current:
                 self.recording.event("phase", {"name": current, "state": "end"})

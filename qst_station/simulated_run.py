@@ -134,11 +134,9 @@ def run_simulated(protocol: ProtocolFile, clock: Clock, path: Path,
             status = "success"
         except RunAborted as stop:
             status, reason = "aborted", str(stop)
-        except KeyboardInterrupt:
-            runner.stop()
+        except KeyboardInterrupt:  # run() has already made every device safe
             status, reason = "aborted", "interrupted by the operator (Ctrl-C)"
         except Exception as error:
-            runner.stop()
             reason = f"{type(error).__name__}: {error}"
             raise
         finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -188,3 +189,62 @@ def test_a_run_that_fails_is_stored_as_failed(tmp_path: Path,
                       progress=lambda line: None)
     part = session.open(path).parts[0]
     assert (part.status, part.reason) == ("failed", "RuntimeError: probe unplugged")
+
+
+class _Waiting:
+    """A delivery that waits in a stimulus until something ends the run."""
+
+    kinds = (THERMAL_RAMP,)
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error, self.aborted = error, 0
+
+    def abort(self) -> None:
+        self.aborted += 1
+
+    def deliver(self, stimulus: Stimulus, trial: int, run: RunContext) -> object:
+        if self.error is not None:
+            raise self.error
+        run.wait(30.0)
+        raise AssertionError("the stop did not end the wait")
+
+
+class _Other:
+    kinds = ("cuff-program",)
+
+    def __init__(self) -> None:
+        self.aborted = 0
+
+    def abort(self) -> None:
+        self.aborted += 1
+
+
+def _runner(delivery: object, other: _Other) -> tuple[ProtocolRunner, Recording]:
+    from protocols.thermal import RampProcedure, RampTest
+
+    recording = Recording(SimulatedClock(10.0))
+    recording.start(SessionInfo("P1", "v1"))
+    procedure = RampProcedure(RampTest("HPT", repetitions=1), np.random.default_rng(0))
+    return ProtocolRunner(procedure, recording, [delivery, other]), recording
+
+
+def test_a_stop_during_a_stimulus_makes_every_device_safe() -> None:
+    import threading
+
+    from qst_station.runner import RunAborted
+
+    waiting, other = _Waiting(), _Other()
+    runner, recording = _runner(waiting, other)
+    threading.Timer(0.05, runner.stop).start()
+    with pytest.raises(RunAborted):
+        runner.run()
+    assert waiting.aborted >= 1 and other.aborted >= 1
+    assert recording.state == "recording"  # the caller records the exit status
+
+
+def test_a_device_error_during_a_stimulus_makes_every_device_safe() -> None:
+    failing, other = _Waiting(OSError("port gone")), _Other()
+    runner, _ = _runner(failing, other)
+    with pytest.raises(OSError, match="port gone"):
+        runner.run()
+    assert failing.aborted == 1 and other.aborted == 1
