@@ -42,7 +42,7 @@ repetitions = 1
 
 
 def test_the_protocols_baseline_reaches_the_thermode(tmp_path: Path) -> None:
-    (wdt,) = run_simulated(parse_protocol(ramps("WDT", baseline_c=35.0)), SimulatedClock(20.0),
+    (wdt,) = run_simulated(parse_protocol(ramps("WDT", baseline_c=35.0)), SimulatedClock(5.0),
                            tmp_path / "s.h5", exact(WDT=1.0), progress=lambda line: None)
     # warmth felt 1.0 °C above the 35 °C baseline, pressed 0.4 s later at 1 °C/s
     assert wdt.value == pytest.approx(1.4, abs=0.15)

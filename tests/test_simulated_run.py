@@ -47,7 +47,7 @@ def exact_participant() -> ParticipantModel:
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
     path = tmp_path_factory.mktemp("run") / "short.h5"
     lines: list[str] = []
-    measures = run_simulated(parse_protocol(SHORT, "short.toml"), SimulatedClock(20.0), path,
+    measures = run_simulated(parse_protocol(SHORT, "short.toml"), SimulatedClock(5.0), path,
                              exact_participant(), seed=5, progress=lines.append)
     assert "CDT:" in lines and "HPT:" in lines
     return path, measures

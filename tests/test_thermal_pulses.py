@@ -133,7 +133,7 @@ def test_simulated_calibration_recovers_the_participants_rating_curve(tmp_path: 
 
 def test_simulated_heat_tsp_shows_the_participants_summation(tmp_path: Path) -> None:
     protocol = load_protocol("tsp")
-    measures = run_simulated(protocol, SimulatedClock(20.0), tmp_path / "tsp.h5",
+    measures = run_simulated(protocol, SimulatedClock(10.0), tmp_path / "tsp.h5",
                              quiet_participant(), seed=4, progress=lambda line: None)
     (tsp,) = measures
     first = 100.0 / (1.0 + np.exp(-(46.0 - 46.0)))  # 50 at 46 °C
