@@ -22,6 +22,7 @@ PRESSURE_RAMP = "pressure-ramp"  # algometer or cuff ramp until the button / VAS
 CUFF_PROGRAM = "cuff-program"  # a cuff waveform (TSP trains, CPM conditioning)
 MANUAL = "manual"  # applied by the examiner (von Frey, pinprick, brush, tuning fork)
 CONFIRM = "confirm"  # the operator confirms a step (cold water bath on, rest period)
+SCANNER_LOCKED = "scanner-locked"  # a stimulus started on a scheduled scanner volume
 
 # Answer kinds a runner hands back
 STOPPED = "stopped"  # the participant stopped a ramp: value = the stimulus level then

@@ -78,7 +78,8 @@ class ProtocolFile(Strict):
 PROTOCOL_KINDS: dict[str, type[ProtocolFile]] = {}
 # modules that define protocol kinds (imported when the first file is parsed)
 KIND_MODULES = ("protocols.thermal_file", "protocols.rating_file", "protocols.pressure_file",
-                "protocols.mechanical_file", "protocols.adaptive_file")
+                "protocols.mechanical_file", "protocols.adaptive_file",
+                "protocols.paradigm_file")
 
 
 def register(kind: str) -> Callable[[type[ProtocolFile]], type[ProtocolFile]]:
@@ -148,6 +149,8 @@ def _field_name(loc: tuple[object, ...], data: dict) -> str:
         name = f" ({entry['test']})" if isinstance(entry, dict) and "test" in entry else ""
         rest = "".join(f".{p}" for p in loc[2:])
         return f"tests[{loc[1] + 1}]{name}{rest}"
+    if len(loc) >= 2 and isinstance(loc[0], str) and isinstance(loc[1], int):
+        return f"{loc[0]}[{loc[1] + 1}]" + "".join(f".{p}" for p in loc[2:])
     return ".".join(str(p) for p in loc) or "file"
 
 

@@ -120,16 +120,20 @@ def _debian_package(soname: str) -> str:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="sessions",
               show_default=True, help="Folder for the session file.")
 @click.option("--visit", default="sim", show_default=True)
+@click.option("--calibration", "calibration_path", type=click.Path(dir_okay=False),
+              default=None, help="Session file of an earlier heat-calibration: its T30/T50/T70 "
+                                 "are the VAS30/50/70 levels of a scanner run.")
 def run(protocol: str | None, config_path: str | None, speed: float, headless: bool,
         simulate: bool, participant_file: str | None, seed: int, out_dir: str,
-        visit: str) -> None:
+        visit: str, calibration_path: str | None) -> None:
     """Open the app (simulated devices unless configured); headless demo without a display.
 
     With PROTOCOL (a built-in name, see `qst-station protocols`, or a .toml file) and
     --simulate: run the whole protocol headless on simulated devices and print the results.
     """
     if protocol is not None:
-        _run_protocol(protocol, simulate, participant_file, seed, speed, Path(out_dir), visit)
+        _run_protocol(protocol, simulate, participant_file, seed, speed, Path(out_dir), visit,
+                      calibration_path)
         return
     config = _load(config_path)
     clock = _clock(speed)
@@ -638,7 +642,8 @@ def profile_command(path: str, sex: str, age: float, reference_path: str | None,
 
 
 def _run_protocol(name: str, simulate: bool, participant_file: str | None, seed: int,
-                  speed: float, out_dir: Path, visit: str) -> None:
+                  speed: float, out_dir: Path, visit: str,
+                  calibration_path: str | None = None) -> None:
     from drivers.errors import DeviceError
     from drivers.interfaces import CapabilityError
     from protocols.files import ProtocolFileError, load_protocol
@@ -657,13 +662,42 @@ def _run_protocol(name: str, simulate: bool, participant_file: str | None, seed:
     except (ProtocolFileError, ParticipantFileError) as exc:
         raise click.ClickException(str(exc)) from None
     path = session_path(out_dir, model.participant.code, visit, protocol.name)
-    click.echo(f"{protocol.protocol.title}: simulated participant {model.participant.code} "
-               f"(seed {seed}), {speed:g}x real time -> {path}")
     try:
+        protocol = _calibrated(protocol, calibration_path, model, seed, speed, out_dir, visit)
+        click.echo(f"{protocol.protocol.title}: simulated participant "
+                   f"{model.participant.code} (seed {seed}), {speed:g}x real time -> {path}")
         run_simulated(protocol, SimulatedClock(speed), path, model, seed, visit, click.echo)
     except (CapabilityError, DeviceError, RuntimeError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(format_summary(summarize(session_file.open(path))))
+
+
+def _calibrated(protocol, calibration_path: str | None, model, seed: int,  # noqa: ANN001,ANN202
+                speed: float, out_dir: Path, visit: str):
+    """A scanner run with its VASnn levels from ``calibration_path``; in a simulation
+    without one, the simulated participant is calibrated first (heat-calibration)."""
+    from protocols.files import load_protocol
+    from protocols.paradigm_file import VAS_LEVEL, ParadigmFile
+    from qst_station.calibration import calibrated_temperatures
+    from qst_station.clock import SimulatedClock
+    from qst_station.simulated_run import run_simulated, session_path
+
+    if not isinstance(protocol, ParadigmFile):
+        if calibration_path:
+            raise click.UsageError("--calibration is for scanner runs (kind fmri-run)")
+        return protocol
+    if calibration_path:
+        return protocol.with_calibration(calibrated_temperatures(calibration_path))
+    needed = sorted({t.level for t in protocol.trials if t.level and VAS_LEVEL.match(t.level)
+                     and t.level not in protocol.levels})
+    if not needed:
+        return protocol
+    calibration = load_protocol("heat-calibration")
+    cal_path = session_path(out_dir, model.participant.code, visit, calibration.name)
+    click.echo(f"{protocol.name} needs {', '.join(needed)} and no --calibration was given: "
+               f"calibrating the simulated participant first -> {cal_path}")
+    run_simulated(calibration, SimulatedClock(speed), cal_path, model, seed, visit, click.echo)
+    return protocol.with_calibration(calibrated_temperatures(cal_path))
 
 
 # ---------------------------------------------------------------------------- demo session

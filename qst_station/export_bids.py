@@ -62,6 +62,9 @@ EVENT_COLUMNS: dict[str, dict[str, str]] = {
     "response_source": {"Description": "Input the response came from (button box, keyboard)."},
     "response_kind": {"Description": "Kind of response (press, release, yes, no, vas)."},
     "phase": {"Description": "Protocol phase name (e.g. HPT) for trial_type 'phase'."},
+    "level": {"Description": "Stimulus level as the paradigm named it (e.g. VAS50, 46C)."},
+    "volume": {"Description": "Scanner volume (trigger count, dummies included) whose trigger "
+                              "started the stimulus."},
 }
 _LEVELS = {
     "heat": "Heat stimulus (thermode).",
@@ -71,6 +74,8 @@ _LEVELS = {
     "rating": "Participant rating.",
     "response": "Participant response (button, key).",
     "phase": "Protocol phase from start to end.",
+    "cue": "Cue announcing the next stimulus.",
+    "rating_prompt": "The rating scale appears (duration: until the rating or the timeout).",
 }
 
 
@@ -215,6 +220,14 @@ def event_rows(events: Iterable[tuple[int, Event]], span: tuple[float, float], t
     rows += _paired([_as_kind(e) for e in phases], "phase_start", "phase_end",
                     lambda a, b: a.payload.get("name") == b.payload.get("name"), _phase_row)
     rows += [_rating_row(e) for e in ordered if e.kind == "rating"]
+    answers = [Event(e.timestamp, "answer", e.payload) if e.kind == "rating_timeout" else e
+               for e in ordered if e.kind in ("rating_prompt", "rating", "rating_timeout")]
+    answers = [Event(e.timestamp, "answer", e.payload) if e.kind == "rating" else e
+               for e in answers]
+    rows += _paired(answers, "rating_prompt", "answer", _same_rated, _prompt_row)
+    rows += [{"onset": e.timestamp, "duration": 0.0, "trial_type": "cue",
+              "trial": e.payload.get("trial"), "level": e.payload.get("level")}
+             for e in ordered if e.kind == "cue"]
     rows += [_response_row(e) for e in ordered if e.kind == "response"]
     rows = [r for r in rows if span[0] <= r["onset"] <= span[1]]
     for row in rows:
@@ -245,6 +258,16 @@ def _same_stimulus(onset: Event, offset: Event) -> bool:
     return "trial" not in a or "trial" not in b or a["trial"] == b["trial"]
 
 
+def _same_rated(prompt: Event, answer: Event) -> bool:
+    return prompt.payload.get("trial") == answer.payload.get("stimulus",
+                                                             answer.payload.get("trial"))
+
+
+def _prompt_row(event: Event, duration: float | None) -> dict[str, Any]:
+    return {"onset": event.timestamp, "duration": duration, "trial_type": "rating_prompt",
+            "trial": event.payload.get("trial"), "scale": event.payload.get("scale")}
+
+
 def _as_kind(event: Event) -> Event:
     return Event(event.timestamp, f"phase_{event.payload.get('state')}", event.payload)
 
@@ -254,7 +277,8 @@ def _stimulus_row(event: Event, duration: float | None) -> dict[str, Any]:
     modality = str(p.get("modality") or "stimulus")
     return {"onset": event.timestamp, "duration": duration, "trial_type": modality,
             "target": p.get("target"), "target_unit": p.get("unit"), "device": p.get("device"),
-            "zones": p.get("zones"), "trial": p.get("trial")}
+            "zones": p.get("zones"), "trial": p.get("trial"), "level": p.get("level"),
+            "volume": p.get("volume")}
 
 
 def _phase_row(event: Event, duration: float | None) -> dict[str, Any]:

@@ -29,6 +29,7 @@ EXIT_STATUSES = ("success", "aborted", "failed")
 EVENT_KINDS = frozenset({
     "stimulus_onset", "stimulus_offset", "rating", "response", "phase", "trigger",
     "trial", "result", "instruction", "note", "stream_gap", "device",
+    "cue", "rating_prompt", "rating_timeout",  # scanner runs
 })
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 

@@ -94,6 +94,7 @@ def build_cuff(station: SimStation) -> None:
     record_status(station.recording, cuff, "cuff")
     _delivery(station).attach_cuff(cuff)
     _perceiver(station).cuff = sim
+    station.drivers.update({"cuff": cuff, "cuff-sim": sim})
     station.capabilities["cuff"] = PressureCapabilities(source, cuff.limit, (1, 2), 100.0)
     station.devices.append({"kind": "ocp1-cuff", "identity": info.model,
                             "firmware": info.firmware, "port": sim.port})

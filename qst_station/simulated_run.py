@@ -30,6 +30,7 @@ from qst_station.recording import Recording, SessionInfo
 from qst_station.runner import Delivery, ProtocolRunner, RunAborted
 from qst_station.session_writer import SessionWriter
 from qst_station.simulated_pressure import PRESSURE_BUILDERS
+from qst_station.simulated_scanner import SCANNER_BUILDERS
 from sim.button_box import SimulatedButtonBox
 from sim.examiner import SimulatedExaminer
 from sim.mechanical_participant import MechanicalParticipant
@@ -56,6 +57,11 @@ class SimStation:
     capabilities: dict[str, Any] = field(default_factory=dict)
     devices: list[dict[str, str]] = field(default_factory=list)
     before_start: list[Callable[[], None]] = field(default_factory=list)  # after recording starts
+    drivers: dict[str, Any] = field(default_factory=dict)  # role -> driver (and "<role>-sim")
+    protocol: Any = None
+    path: Path | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # e.g. "scanner": SimulatedScanner
+    #                                                          keyword arguments
 
 
 def build_thermode(station: SimStation) -> None:
@@ -73,6 +79,7 @@ def build_thermode(station: SimStation) -> None:
     station.capabilities["thermode"] = tcs.capabilities
     station.deliveries.append(ThermalDelivery(tcs, [station.buttons, station.scale]))
     station.listeners.append(perceiver.instruct)
+    station.drivers.update({"thermode": tcs, "thermode-sim": tcs_sim})
     station.devices.append({"kind": "tcs2", "identity": device.identity,
                             "firmware": device.firmware, "port": tcs_sim.port})
 
@@ -96,6 +103,8 @@ def build_examiner(station: SimStation) -> None:
 BUILDERS: dict[str, Callable[[SimStation], None]] = {"thermode": build_thermode,
                                                      "examiner": build_examiner}
 BUILDERS.update(PRESSURE_BUILDERS)  # algometer, cuff, operator
+BUILDERS.update(SCANNER_BUILDERS)  # scanner (+ trigger box, ECG on LSL)
+LAST_ROLES = ("scanner",)  # built after the devices they drive
 
 
 def session_path(out_dir: Path, participant: str, visit: str, protocol: str) -> Path:
@@ -105,18 +114,22 @@ def session_path(out_dir: Path, participant: str, visit: str, protocol: str) -> 
 
 def run_simulated(protocol: ProtocolFile, clock: Clock, path: Path,
                   model: ParticipantModel | None = None, seed: int = 0,
-                  visit: str = "sim", progress: Callable[[str], None] = print
-                  ) -> list[Measure]:
-    """Run ``protocol`` on simulated devices into ``path``; returns the measures."""
+                  visit: str = "sim", progress: Callable[[str], None] = print,
+                  options: dict[str, Any] | None = None) -> list[Measure]:
+    """Run ``protocol`` on simulated devices into ``path``; returns the measures.
+
+    ``options`` tune the simulated station (e.g. ``{"scanner": {"drop": {12}}}``)."""
     participant = SimulatedParticipant(seed, model)
     recording = Recording(clock)
     writer = SessionWriter(path)
     recording.subscribe(writer)
     status, reason, measures = "failed", "", []
+    procedure = protocol.procedure(np.random.default_rng(seed))  # bad schedules fail first
     with ExitStack() as stack:
-        station = _station(protocol, clock, recording, participant, stack, seed)
+        station = _station(protocol, clock, recording, participant, stack, seed, path,
+                           options or {}, progress)
         protocol.check_devices(station.capabilities)
-        runner = ProtocolRunner(protocol.procedure(np.random.default_rng(seed)), recording,
+        runner = ProtocolRunner(procedure, recording,
                                 station.deliveries, name=protocol.name, progress=progress)
         runner.listeners.extend(station.listeners)
         recording.start(SessionInfo(
@@ -151,14 +164,17 @@ def run_simulated(protocol: ProtocolFile, clock: Clock, path: Path,
 
 
 def _station(protocol: ProtocolFile, clock: Clock, recording: Recording,
-             participant: SimulatedParticipant, stack: ExitStack, seed: int) -> SimStation:
+             participant: SimulatedParticipant, stack: ExitStack, seed: int, path: Path,
+             options: dict[str, Any], progress: Callable[[str], None]) -> SimStation:
     box = stack.enter_context(SimulatedButtonBox(clock, seed=seed))
     station = SimStation(clock, recording, participant, stack, seed, box,
-                         SerialButtonBox(box.port, clock=clock), SimulatedRatingScale(clock))
+                         SerialButtonBox(box.port, clock=clock), SimulatedRatingScale(clock),
+                         protocol=protocol, path=path,
+                         options={**options, "progress": progress})
     for name, source in (("buttons", station.buttons), ("rating", station.scale)):
         record_status(recording, source, name)
         record_responses(recording, source)  # once, whichever delivery waits for them
-    for role in protocol.roles:
+    for role in sorted(protocol.roles, key=lambda r: r in LAST_ROLES):
         builder = BUILDERS.get(role)
         if builder is None and role not in ("buttons", "rating"):
             raise ValueError(f"{protocol.name}: no simulated device for the role {role!r}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from protocols.base import THERMAL_PULSE, THERMAL_RAMP, Stimulus
+from protocols.base import SCANNER_LOCKED, THERMAL_PULSE, THERMAL_RAMP, Stimulus
 from sim.participant import SimulatedParticipant
 from sim.watcher import Watcher
 
@@ -36,6 +36,7 @@ class ThermalPerceiver(Watcher):
         self.presses: list[tuple[str, float, float]] = []  # (test, threshold, press time)
         self._trial: tuple[str, str, float, float] | None = None
         self._judgement: tuple[float, str, float, float, float] | None = None
+        self._rating_delay_s = 0.0  # a scanner trial's rating is asked for this much later
 
     def instruct(self, stimulus: Stimulus) -> None:
         """The runner shows ``stimulus``'s instruction: get ready to answer it."""
@@ -49,6 +50,9 @@ class ThermalPerceiver(Watcher):
                 self._pulse = (self.clock.now() + rise + p["hold_s"] + 5.0, p["baseline_c"],
                                -273.0, int(p.get("train", 1)))
                 self._pulse_span = float(p.get("period_s", rise + p["hold_s"])) + 5.0
+            return
+        if stimulus.kind == SCANNER_LOCKED:
+            self._prepare_scanner_trial(stimulus)
             return
         if stimulus.kind != THERMAL_RAMP:
             return
@@ -79,6 +83,16 @@ class ThermalPerceiver(Watcher):
             with self._lock:
                 self._trial = None
             self._press(test, direction, level)
+
+    def _prepare_scanner_trial(self, stimulus: Stimulus) -> None:
+        """A heat trial in the scanner: felt whenever its volume comes, rated once prompted."""
+        p = stimulus.params
+        if p.get("modality") != "heat" or not p.get("rating", True):
+            return
+        with self._lock:  # it starts on a volume still to come: no deadline of its own
+            self._pulse = (self.clock.now() + 3600.0, p["baseline"], -273.0, 1)
+            self._pulse_span = 0.0
+            self._rating_delay_s = float(p.get("rating_delay_s", 0.0))
 
     def _prepare_judgement(self, stimulus: Stimulus) -> None:
         """A yes/no pulse: was it painful (HPT), warm (WDT), cold (CDT)? Felt at its extreme."""
@@ -131,7 +145,9 @@ class ThermalPerceiver(Watcher):
                 self._pulse = None
         if over and self.scale is not None:
             rating, delay = self.participant.rate_heat(hottest, now)
-            self.scale.rate_after(delay, rating)
+            with self._lock:
+                prompt, self._rating_delay_s = self._rating_delay_s, 0.0
+            self.scale.rate_after(prompt + delay, rating)
 
     def _press(self, test: str, direction: str, level: float) -> None:
         button = 1

@@ -1,0 +1,191 @@
+"""Scanner-locked runs end to end: simulated scanner, TCS II, ECG on LSL and participant."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from protocols.files import parse_protocol
+from qst_station import session
+from qst_station.clock import SimulatedClock
+from qst_station.deliver_scanner import ScannerLockedDelivery
+from qst_station.export_bids import export_bids
+from qst_station.simulated_run import run_simulated
+
+SPEED = 4.0
+LOCKED_S = 0.02  # onset within 20 ms of clock time of its trigger (5 ms of real time at 4x)
+PARADIGM = """
+[protocol]
+name = "fmri-test"
+title = "two heat trials"
+kind = "fmri-run"
+device = "thermode"
+site = "forearm"
+
+[scanner]
+tr_s = 0.5
+dummy_volumes = 2
+volumes = 24
+
+[stimulus]
+plateau_s = 1.0
+rating_delay_s = 0.2
+rating_timeout_s = {timeout}
+cue_s = 0.3
+
+[levels]
+VAS50 = 46.0
+
+[[trials]]
+onset_volume = 2
+level = "VAS50"
+
+[[trials]]
+onset_s = 8.25
+target_c = 45.0
+"""
+
+
+def paradigm(timeout: float = 2.5):  # noqa: ANN201
+    return parse_protocol(PARADIGM.replace("{timeout}", str(timeout)), "fmri-test.toml")
+
+
+def run(tmp_path: Path, name: str, **kw: object) -> tuple[Path, list]:
+    path = tmp_path / name
+    protocol = kw.pop("protocol", None) or paradigm()
+    options = kw.pop("options", {"scanner": {}})
+    options["scanner"].setdefault("start_delay_s", 1.0)  # type: ignore[index]
+    measures = run_simulated(protocol, SimulatedClock(SPEED), path, seed=3,
+                             progress=lambda line: None, options=options,  # type: ignore[arg-type]
+                             **kw)  # type: ignore[arg-type]
+    return path, measures
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
+    return run(tmp_path_factory.mktemp("scan"), "clean.h5")
+
+
+def trigger_times(s: session.Session) -> dict[int, float]:
+    return {e.payload["volume"]: e.timestamp for e in s.events_of("trigger")}
+
+
+def test_each_stimulus_starts_on_its_scheduled_volume(clean) -> None:  # noqa: ANN001
+    path, measures = clean
+    s = session.open(path)
+    onsets = s.events_of("stimulus_onset")
+    triggers = trigger_times(s)
+    # trial 1 on volume 5 (2 dummies + 2 volumes); trial 2 8.25 s = volume 19 + 0.25 s
+    assert [(e.payload["volume"], e.payload["delay_s"]) for e in onsets] == [(5, 0.0), (19, 0.25)]
+    for onset in onsets:
+        scheduled = triggers[onset.payload["volume"]] + onset.payload["delay_s"]
+        assert 0.0 <= onset.timestamp - scheduled < LOCKED_S
+        assert onset.payload["inferred_volume"] is False
+    error = next(m for m in measures if m.name == "ONSET-ERROR")
+    assert error.value < 1000 * LOCKED_S and len(error.trials) == 2
+    assert s.status == "success" and len(triggers) == 26
+
+
+def test_ratings_follow_each_prompt_and_the_cue_comes_first(clean) -> None:  # noqa: ANN001
+    path, measures = clean
+    s = session.open(path)
+    prompts = s.events_of("rating_prompt")
+    ratings = s.events_of("rating")
+    assert [p.payload["trial"] for p in prompts] == [1, 2]
+    assert [r.payload["stimulus"] for r in ratings] == [1, 2]
+    assert all(r.timestamp >= p.timestamp for p, r in zip(prompts, ratings, strict=True))
+    cues = s.events_of("cue")
+    onsets = s.events_of("stimulus_onset")
+    assert [round(o.timestamp - c.timestamp, 1) for c, o in zip(cues, onsets, strict=True)] == \
+        [0.3, 0.3]
+    names = {m.name for m in measures}
+    assert {"RATING-VAS50", "RATING-45C", "ONSET-ERROR"} <= names
+    assert s.results()["RATING-VAS50"]["value"] == ratings[0].payload["value"]
+
+
+def test_bids_onsets_match_the_scheduled_volumes(clean, tmp_path: Path) -> None:  # noqa: ANN001
+    path, _ = clean
+    export_bids(session.open(path), tmp_path / "bids", subject="01", session_label="1",
+                task="heat")
+    (events,) = (tmp_path / "bids").rglob("*_events.tsv")
+    rows = list(csv.DictReader(events.open(), delimiter="\t"))
+    heat = [r for r in rows if r["trial_type"] == "heat"]
+    # the scheduled onsets from the first stored volume: 2 volumes x 0.5 s, and 8.25 s
+    # (the simulated scanner's 1 ms tick moves its triggers by up to 1 ms)
+    assert [float(r["onset"]) for r in heat] == [pytest.approx(1.0, abs=LOCKED_S + 0.002),
+                                                  pytest.approx(8.25, abs=LOCKED_S + 0.002)]
+    assert [r["level"] for r in heat] == ["VAS50", "45C"]
+    assert [r["volume"] for r in heat] == ["5", "19"]
+    assert {"cue", "rating_prompt", "rating"} <= {r["trial_type"] for r in rows}
+    physio = {p.name for p in (tmp_path / "bids").rglob("*_physio.tsv.gz")}
+    assert any("cardiac" in name for name in physio)  # the ECG recorded over LSL
+
+
+def test_a_missed_trigger_on_a_scheduled_volume_starts_the_stimulus_when_due(
+        tmp_path: Path) -> None:
+    path, measures = run(tmp_path, "drop.h5", options={"scanner": {"drop": {5}}})
+    s = session.open(path)
+    first = s.events_of("stimulus_onset")[0]
+    assert first.payload["inferred_volume"] is True and first.payload["volume"] == 5
+    # volume 4's trigger + one TR, plus the grace (a quarter TR, at most 50 ms)
+    due = trigger_times(s)[4] + 0.5
+    assert 0.05 <= first.timestamp - due < 0.05 + LOCKED_S
+    assert trigger_times(s)[5] == pytest.approx(due, abs=0.003)  # filled in afterwards
+    error = next(m for m in measures if m.name == "ONSET-ERROR")
+    assert error.flags == ("started-on-missed-trigger",)
+    assert any("missed" in e.payload.get("message", "") for e in s.events_of("device"))
+
+
+def test_two_missing_triggers_skip_the_stimulus_and_the_run_goes_on(tmp_path: Path) -> None:
+    path, _ = run(tmp_path, "drop2.h5", options={"scanner": {"drop": {4, 5}}})
+    s = session.open(path)
+    assert [e.payload["trial"] for e in s.events_of("stimulus_onset")] == [2]
+    notes = [e.payload["message"] for e in s.events_of("note")]
+    assert any("no trigger for volume 5 (2 volume(s) missing)" in n for n in notes)
+    assert s.trials()[0]["value"] is None and s.status == "success"
+
+
+def test_a_rating_not_given_in_time_is_a_timeout(tmp_path: Path) -> None:
+    path, measures = run(tmp_path, "late.h5", protocol=paradigm(timeout=0.1))
+    s = session.open(path)
+    assert [e.payload["trial"] for e in s.events_of("rating_timeout")] == [1, 2]
+    assert s.events_of("rating") == []
+    assert [m.name for m in measures] == ["ONSET-ERROR"]
+
+
+def test_the_thermodes_own_trigger_input_can_start_the_stimuli(tmp_path: Path) -> None:
+    text = PARADIGM.replace("{timeout}", "2.5").replace("volumes = 24",
+                                                        'volumes = 24\nstart = "device-trigger"')
+    text = text.replace("onset_s = 8.25", "onset_s = 8.5")  # on a volume: the TTL starts it
+    path, _ = run(tmp_path, "ttl.h5", protocol=parse_protocol(text, "ttl.toml"))
+    s = session.open(path)
+    onsets = s.events_of("stimulus_onset")
+    assert [e.payload["started_by"] for e in onsets] == ["device-trigger"] * 2
+    thermode = s.streams["thermode"]
+    for onset in onsets:  # the probe heats right after the trigger
+        later = (thermode.time > onset.timestamp + 0.3) & (thermode.time < onset.timestamp + 0.6)
+        assert thermode.values[later, 1:].mean() > 33.0
+
+
+def test_a_stop_during_a_stimulus_aborts_the_thermode_and_keeps_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = ScannerLockedDelivery._after_onset
+
+    def stop_in_plateau(self, job, stimulus, run_context):  # noqa: ANN001, ANN202
+        run_context.stopped.set()  # the operator presses STOP during the first stimulus
+        return original(self, job, stimulus, run_context)
+
+    monkeypatch.setattr(ScannerLockedDelivery, "_after_onset", stop_in_plateau)
+    path, measures = run(tmp_path, "stop.h5")
+    s = session.open(path)
+    assert (s.status, measures) == ("aborted", [])
+    assert "stopped by the operator" in s.parts[0].reason
+    offsets = s.events_of("stimulus_offset")
+    (onset,) = s.events_of("stimulus_onset")
+    assert offsets == []
+    thermode = s.streams["thermode"]
+    after = thermode.time > onset.timestamp
+    # aborted at once: the probe never got near the 46 °C it was heading for
+    assert thermode.values[after, 1:].max() < 40.0
