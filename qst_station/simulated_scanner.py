@@ -66,6 +66,9 @@ def build_scanner(station: SimStation) -> None:
     station.devices.append({"kind": "trigger-box", "identity": "simulated scanner",
                             "port": scanner.port})
     station.recording.subscribe(LslPublisher(station="qst-station-sim"))
+    for listener in station.listeners:  # the participant at the cuff rates the blocks
+        if hasattr(getattr(listener, "__self__", None), "_rate_block"):
+            listener.__self__.scale = station.scale
     if station.options.get("ecg", True):
         _ecg(station)
 

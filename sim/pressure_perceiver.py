@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from drivers import cuff_wire as wire
-from protocols.base import CONFIRM, CUFF_PROGRAM, PRESSURE_RAMP, Stimulus
+from protocols.base import CONFIRM, CUFF_PROGRAM, PRESSURE_RAMP, SCANNER_LOCKED, Stimulus
 from sim.cuff import Participant
 from sim.participant import CuffPain, SimulatedParticipant
 from sim.watcher import Watcher
@@ -49,6 +49,8 @@ class PressurePerceiver(Watcher):
         self._confirmed = False  # an operator-confirmed conditioning step is on
         self._last_active: float | None = None
         self._judging: tuple[int, float, float] | None = None
+        self.scale: Any = None  # SimulatedRatingScale: rates scanner pressure blocks
+        self._block: tuple[int, float, float, float] | None = None  # outlet, kPa, VAS, delay
 
     def instruct(self, stimulus: Stimulus) -> None:
         """The runner shows ``stimulus``'s instruction: get ready to answer it."""
@@ -70,6 +72,11 @@ class PressurePerceiver(Watcher):
         elif stimulus.kind == CUFF_PROGRAM and p.get("action") == "start":
             with self._lock:
                 self._outlet = int(p["outlet"])
+        elif stimulus.kind == SCANNER_LOCKED and p.get("modality") == "pressure" \
+                and p.get("rating", True):
+            with self._lock:
+                self._block = (int(p.get("outlet", 1)), 0.0, 0.0,
+                               float(p.get("rating_delay_s", 0.0)))
         elif stimulus.kind == CONFIRM and p.get("action") in ("start", "stop"):
             with self._lock:
                 self._confirmed = p["action"] == "start"
@@ -90,7 +97,25 @@ class PressurePerceiver(Watcher):
             button = 1 if highest >= threshold else 2
             self.buttons.respond_after(self.participant.reaction_time(), button)
 
+    def _rate_block(self) -> None:
+        """A scanner pressure block: once the cuff deflates, rate it (its highest VAS, 0-100)
+        when the prompt comes."""
+        with self._lock:
+            block = self._block
+            if block is None or self.cuff is None or self.scale is None:
+                return
+            outlet, highest, vas, delay = block
+            kpa = float(self.cuff.device.outlets[outlet - 1].pressure)
+            vas = max(vas, float(self.cuff.device.participant.vas))
+            highest = max(highest, kpa)
+            over = highest > 5.0 and kpa < 0.3 * highest
+            self._block = None if over else (outlet, highest, vas, delay)
+        if over:
+            rating = float(np.clip(round(10.0 * vas), 0.0, 100.0))
+            self.scale.rate_after(delay + 2.5 * self.participant.reaction_time(), rating)
+
     def tick(self) -> None:
+        self._rate_block()
         self._judge_cuff()
         self._update_conditioning()
         with self._lock:

@@ -189,3 +189,47 @@ def test_a_stop_during_a_stimulus_aborts_the_thermode_and_keeps_the_file(
     after = thermode.time > onset.timestamp
     # aborted at once: the probe never got near the 46 °C it was heading for
     assert thermode.values[after, 1:].max() < 40.0
+
+
+def test_a_pressure_block_run_on_the_cuff(tmp_path: Path) -> None:
+    text = """
+[protocol]
+name = "fmri-press"
+title = "two cuff blocks"
+kind = "fmri-run"
+device = "cuff"
+
+[scanner]
+tr_s = 0.5
+dummy_volumes = 2
+volumes = 46
+
+[stimulus]
+plateau_s = 4.0
+rating_delay_s = 0.3
+rating_timeout_s = 3.0
+
+[levels]
+strong = 40.0
+
+[[trials]]
+onset_volume = 2
+pressure_kpa = 20.0
+
+[[trials]]
+onset_volume = 26
+level = "strong"
+"""
+    path, measures = run(tmp_path, "press.h5", protocol=parse_protocol(text, "press.toml"))
+    s = session.open(path)
+    onsets = s.events_of("stimulus_onset")
+    triggers = trigger_times(s)
+    assert [(e.payload["volume"], e.payload["modality"]) for e in onsets] == [
+        (5, "pressure"), (29, "pressure")]
+    for onset in onsets:  # the cuff's start waits for its reply: a few ms more
+        assert 0.0 <= onset.timestamp - triggers[onset.payload["volume"]] < 2 * LOCKED_S
+    cuff = s.streams["cuff"]
+    during = (cuff.time > onsets[1].timestamp + 4.0) & (cuff.time < onsets[1].timestamp + 6.0)
+    assert cuff.values[during, 0].mean() == pytest.approx(40.0, abs=3.0)  # outlet 1 held
+    ratings = {m.name: m.value for m in measures}
+    assert ratings["RATING-strong"] > ratings["RATING-20kPa"]  # the participant's pain model
