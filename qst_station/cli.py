@@ -123,9 +123,12 @@ def _debian_package(soname: str) -> str:
 @click.option("--calibration", "calibration_path", type=click.Path(dir_okay=False),
               default=None, help="Session file of an earlier heat-calibration: its T30/T50/T70 "
                                  "are the VAS30/50/70 levels of a scanner run.")
+@click.option("--triggers", type=click.Choice(["serial", "lsl"]), default="serial",
+              show_default=True, help="Simulated scanner runs: triggers from the trigger box "
+                                      "(serial) or as LSL markers.")
 def run(protocol: str | None, config_path: str | None, speed: float, headless: bool,
         simulate: bool, participant_file: str | None, seed: int, out_dir: str,
-        visit: str, calibration_path: str | None) -> None:
+        visit: str, calibration_path: str | None, triggers: str) -> None:
     """Open the app (simulated devices unless configured); headless demo without a display.
 
     With PROTOCOL (a built-in name, see `qst-station protocols`, or a .toml file) and
@@ -133,7 +136,7 @@ def run(protocol: str | None, config_path: str | None, speed: float, headless: b
     """
     if protocol is not None:
         _run_protocol(protocol, simulate, participant_file, seed, speed, Path(out_dir), visit,
-                      calibration_path)
+                      calibration_path, triggers)
         return
     config = _load(config_path)
     clock = _clock(speed)
@@ -643,7 +646,7 @@ def profile_command(path: str, sex: str, age: float, reference_path: str | None,
 
 def _run_protocol(name: str, simulate: bool, participant_file: str | None, seed: int,
                   speed: float, out_dir: Path, visit: str,
-                  calibration_path: str | None = None) -> None:
+                  calibration_path: str | None = None, triggers: str = "serial") -> None:
     from drivers.errors import DeviceError
     from drivers.interfaces import CapabilityError
     from protocols.files import ProtocolFileError, load_protocol
@@ -666,10 +669,14 @@ def _run_protocol(name: str, simulate: bool, participant_file: str | None, seed:
         protocol = _calibrated(protocol, calibration_path, model, seed, speed, out_dir, visit)
         click.echo(f"{protocol.protocol.title}: simulated participant "
                    f"{model.participant.code} (seed {seed}), {speed:g}x real time -> {path}")
-        run_simulated(protocol, SimulatedClock(speed), path, model, seed, visit, click.echo)
+        run_simulated(protocol, SimulatedClock(speed), path, model, seed, visit, click.echo,
+                      options={"triggers": triggers})
     except (CapabilityError, DeviceError, RuntimeError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(format_summary(summarize(session_file.open(path))))
+    if "scanner" in protocol.roles:
+        click.echo(f"next: qst-station export {path} --bids bids --subject 01 --session 1 "
+                   f"--task {protocol.name.removeprefix('fmri-')}")
 
 
 def _calibrated(protocol, calibration_path: str | None, model, seed: int,  # noqa: ANN001,ANN202
@@ -818,6 +825,28 @@ def export(session_path: str, bids_dir: str | None, subject: str | None,
         raise click.ClickException(where) from None
     for path in written:
         click.echo(str(path))
+
+
+@main.command("hrv")
+@click.argument("session_path", metavar="SESSION.h5")
+@click.option("--json", "as_json", is_flag=True, help="Print the analysis as JSON.")
+@click.option("--store", is_flag=True,
+              help="Also write it into the file as /analysis/hrv (replacing an earlier one).")
+def hrv_command(session_path: str, as_json: bool, store: bool) -> None:
+    """HRV per epoch (parts, baseline, blocks, stimulus windows) and HR responses."""
+    import json
+
+    from qst_station import session as session_file
+    from qst_station.hrv_epochs import HrvStoreError, analyze, format_hrv, store_hrv
+    from qst_station.recording import plain
+
+    try:
+        result = store_hrv(session_path) if store else analyze(session_file.open(session_path))
+    except (session_file.SessionReadError, HrvStoreError, OSError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(json.dumps(plain(result), indent=2) if as_json else format_hrv(result))
+    if store:
+        click.echo(f"stored in {session_path}: /analysis/hrv", err=as_json)
 
 
 if __name__ == "__main__":

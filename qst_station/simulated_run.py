@@ -125,6 +125,7 @@ def run_simulated(protocol: ProtocolFile, clock: Clock, path: Path,
     recording.subscribe(writer)
     status, reason, measures = "failed", "", []
     procedure = protocol.procedure(np.random.default_rng(seed))  # bad schedules fail first
+    path.parent.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         station = _station(protocol, clock, recording, participant, stack, seed, path,
                            options or {}, progress)

@@ -1,7 +1,8 @@
 """The simulated scanner room for ``fmri-run`` protocols: scanner, trigger box, ECG on LSL.
 
 The scanner sends one ``5`` per volume on a pty (TR, dummies and volumes from the paradigm;
-``options["scanner"]`` adds jitter or dropped volumes) to the real trigger-box driver; an
+``options["scanner"]`` adds jitter or dropped volumes) to the real trigger-box driver (or,
+with ``options["triggers"] = "lsl"``, as LSL markers to the LSL trigger source); an
 ECG with a known RR series goes out on LSL (this machine only) and comes back through an
 LSL inlet into the session, its true RR series written next to the session file. The
 run's markers go out on LSL too. With ``start = "device-trigger"`` the scanner's pulse also
@@ -13,6 +14,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from drivers.lsl_triggers import LslScannerOutlet, LslTriggerSource
 from drivers.trigger_box import SerialTriggerSource
 from drivers.volumes import VolumeCounter
 from qst_station.deliver_scanner import ScannerLockedDelivery
@@ -39,6 +41,30 @@ class _TtlCable:
         self.tcs_sim.external_trigger()
 
 
+class _Fanout:
+    """Each volume to several of the scanner's outputs (LSL markers, the TTL cable)."""
+
+    def __init__(self, outputs: list[Any]) -> None:
+        self.outputs = outputs
+
+    def push(self, now: float) -> None:
+        for output in self.outputs:
+            output.push(now)
+
+
+def _trigger_source(station: SimStation, scanner: SimulatedScanner, settings: Any,
+                    outputs: list[Any]) -> Any:
+    """The trigger box on the scanner's pty, or (``options["triggers"] == "lsl"``) the
+    scanner's LSL marker stream."""
+    counter = VolumeCounter(settings.tr_s, settings.dummy_volumes)
+    if station.options.get("triggers", "serial") == "lsl":
+        name = f"qst-sim-scanner-{uuid.uuid4().hex[:8]}"
+        outputs.append(LslScannerOutlet(name))
+        return LslTriggerSource(name, counter=counter)
+    return SerialTriggerSource(scanner.port, character=b"5", clock=station.clock,
+                               counter=counter)
+
+
 def build_scanner(station: SimStation) -> None:
     settings = station.protocol.scanner_settings()
     clock, stack = station.clock, station.stack
@@ -47,12 +73,13 @@ def build_scanner(station: SimStation) -> None:
     scanner = SimulatedScanner(settings.tr_s, volumes=settings.dummy_volumes + settings.volumes,
                                clock=clock, seed=station.seed, **options)
     stack.callback(scanner.stop)
+    outputs: list[Any] = []
     if settings.start == "device-trigger":
         if "thermode-sim" not in station.drivers:
             raise ValueError("start = device-trigger needs the simulated thermode")
-        scanner.lsl = _TtlCable(station.drivers["thermode-sim"])
-    triggers = SerialTriggerSource(scanner.port, character=b"5", clock=clock,
-                                   counter=VolumeCounter(settings.tr_s, settings.dummy_volumes))
+        outputs.append(_TtlCable(station.drivers["thermode-sim"]))
+    triggers = _trigger_source(station, scanner, settings, outputs)
+    scanner.lsl = _Fanout(outputs) if outputs else None
     progress = station.options.get("progress", lambda line: None)
     delivery = ScannerLockedDelivery(triggers, [station.scale], settings.tr_s, clock,
                                      thermode=station.drivers.get("thermode"),

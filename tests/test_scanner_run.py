@@ -233,3 +233,35 @@ level = "strong"
     assert cuff.values[during, 0].mean() == pytest.approx(40.0, abs=3.0)  # outlet 1 held
     ratings = {m.name: m.value for m in measures}
     assert ratings["RATING-strong"] > ratings["RATING-20kPa"]  # the participant's pain model
+
+
+def test_triggers_can_come_as_lsl_markers(tmp_path: Path) -> None:
+    path, measures = run(tmp_path, "lsl.h5", options={"scanner": {}, "triggers": "lsl"})
+    s = session.open(path)
+    onsets = s.events_of("stimulus_onset")
+    triggers = trigger_times(s)
+    assert [e.payload["volume"] for e in onsets] == [5, 19] and len(triggers) == 26
+    for onset in onsets:  # LSL delivers the marker a little later than the pty
+        scheduled = triggers[onset.payload["volume"]] + onset.payload["delay_s"]
+        assert 0.0 <= onset.timestamp - scheduled < 2 * LOCKED_S
+
+
+def test_the_cli_runs_a_paradigm_file_and_names_bad_calibrations(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from qst_station.cli import main
+
+    paradigm_file = tmp_path / "short.toml"
+    paradigm_file.write_text(PARADIGM.replace("{timeout}", "2.5"))
+    result = CliRunner().invoke(main, ["run", str(paradigm_file), "--simulate", "--speed", "4",
+                                       "--out", str(tmp_path / "out"), "--seed", "2"])
+    assert result.exit_code == 0, result.output
+    assert "RATING-VAS50" in result.output and "ONSET-ERROR" in result.output
+    assert "next: qst-station export" in result.output and "--task test" in result.output
+    missing = CliRunner().invoke(main, ["run", "fmri-heat", "--simulate", "--calibration",
+                                        str(tmp_path / "none.h5")])
+    assert missing.exit_code == 1 and "none.h5" in missing.output
+    assert len(missing.output.strip().splitlines()) == 1
+    wrong = CliRunner().invoke(main, ["run", "ppt", "--simulate", "--calibration",
+                                      str(tmp_path / "none.h5")])
+    assert wrong.exit_code == 2 and "--calibration is for scanner runs" in wrong.output
