@@ -1,14 +1,19 @@
-"""Heart-rate variability from an ECG: R-peak detection, RR intervals, time and frequency domain.
+"""Heart-rate variability from an ECG or an RR-interval stream: beats, NN intervals, metrics.
 
-Pure numpy/scipy. :func:`hrv_summary` runs the whole chain on one epoch of a recorded ECG
-(a :class:`qst_station.session.Stream` or ``(time_s, ecg_mv)`` arrays on the program clock).
-Definitions follow the Task Force (1996, Circulation 93:1043); see ``docs/hrv.md``.
-No ectopic/artifact correction is done yet: every detected beat counts as a normal beat.
+R-peak detection and the metrics are numpy/scipy. Artifacts (ectopic, missed, extra and
+long/short beats) are classified by neurokit2's Lipponen & Tarvainen (2019) rules
+(:func:`correct_beats`) and the beats corrected, so the metrics use the NN series.
+:func:`beats_from_ecg` / :func:`beats_from_rr` give a :class:`BeatSeries`;
+:func:`epoch_metrics` measures one epoch of it; :func:`hrv_summary` runs the whole chain on one
+epoch of a recorded ECG. Definitions follow the Task Force (1996, Circulation 93:1043); see
+``docs/hrv.md``.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,6 +38,12 @@ MIN_HF_S = 60.0
 MIN_LF_S = 120.0
 MIN_LF_HF_S = 300.0  # also VLF and total power
 EPOCH_PAD_S = 1.0  # ECG read beyond each epoch edge so the filter settles
+ECG_GAP_S = 0.5  # a jump in ECG sample times this large splits the recording (no RR across it)
+RR_GAP_FRACTION = 0.5  # timestamps off the summed RR by this part of an RR: samples were lost
+RR_UNITS = {"s": 1.0, "ms": 0.001, "1/1024 s": 1.0 / 1024.0, "1/1024s": 1.0 / 1024.0}
+ARTIFACT_KINDS = ("ectopic", "missed", "extra", "longshort")
+MAX_CORRECTION_PASSES = 5
+MEDIAN_BEATS = 11  # RR intervals around a long one that give its local median
 
 
 # ---------------------------------------------------------------------------- R peaks
@@ -185,18 +196,301 @@ def frequency_domain(beat_times_s: np.ndarray, rr_s: np.ndarray,
     return out
 
 
+# ---------------------------------------------------------------------------- artifacts
+
+
+def correct_beats(beat_times_s: np.ndarray) -> tuple[np.ndarray, list[tuple[float, str]]]:
+    """Beat times with ectopic, missed, extra and long/short beats corrected; and what was done.
+
+    Each pass classifies the RR series with ``neurokit2.signal_fixpeaks(method="Kubios")``
+    (Lipponen & Tarvainen 2019) and corrects it: an extra beat is removed, a missed beat is
+    inserted halfway, a misplaced beat (ectopic, long/short) is moved to the time interpolated
+    from its nearest good neighbours (an edge beat is removed). Passes repeat while they find
+    fewer artifacts than the pass before (as neurokit2's ``iterative``), at most
+    :data:`MAX_CORRECTION_PASSES`. Returns the times and one ``(time, kind)`` per correction.
+    """
+    times = np.asarray(beat_times_s, dtype=float).ravel()
+    done: list[tuple[float, str]] = []
+    previous: int | None = None
+    for _ in range(MAX_CORRECTION_PASSES):
+        flags = _kubios_flags(times)
+        found = sum(len(v) for v in flags.values())
+        if found == 0 or (previous is not None and found >= previous):
+            break
+        times, fixed = _apply_corrections(times, flags)
+        done += fixed
+        previous = found
+    return times, done
+
+
+def _kubios_flags(times: np.ndarray) -> dict[str, list[int]]:
+    """neurokit2's classification; index j names RR j, the interval ending at beat j."""
+    if times.size < 4:
+        return {kind: [] for kind in ARTIFACT_KINDS}
+    import neurokit2 as nk  # 3 s to import: only when correcting
+
+    peaks = np.rint((times - times[0]) * 1e6).astype(np.int64)  # µs keeps sub-sample times
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        info, _ = nk.signal_fixpeaks(peaks, sampling_rate=1_000_000, iterative=False,
+                                     method="Kubios")
+    return {kind: sorted(int(j) for j in info[kind]) for kind in ARTIFACT_KINDS}
+
+
+def _apply_corrections(times: np.ndarray, flags: dict[str, list[int]]
+                       ) -> tuple[np.ndarray, list[tuple[float, str]]]:
+    """One pass of corrections. neurokit2 flags RR intervals; the beat to fix is chosen here.
+
+    An ectopic or long/short flag at RR j means beat j - 1 or beat j is misplaced: the one
+    further from the midpoint of its neighbours is moved (neurokit2's own correction always
+    moves beat j, which for an early beat is the normal beat after the compensatory pause).
+    Long/short flags next to an ectopic, missed or extra flag belong to the same artifact; a
+    long/short interval of 2, 3, ... local median intervals is missed beats.
+    """
+    n = times.size
+    extra, missed = set(flags["extra"]), set(flags["missed"])
+    claimed = {j + d for j in extra | set(flags["ectopic"]) for d in (-1, 0, 1)}
+    claimed |= {j + d for j in missed for d in (-1, 1)}
+    misplaced: dict[int, str] = {}
+    for j in flags["ectopic"]:
+        if 1 <= j < n:
+            misplaced.setdefault(_more_displaced(times, j - 1, j), "ectopic")
+    fill: dict[int, int] = {}  # RR j -> beats missing in it (several missed in a row)
+    for j in flags["longshort"]:
+        if j in claimed or not 1 <= j < n:
+            continue
+        lost = _beats_missing(times, j)
+        if lost:
+            fill[j] = lost
+        else:
+            misplaced.setdefault(_more_displaced(times, j - 1, j), "longshort")
+    extra = {j for j in extra if 0 <= j < n}
+    bad = set(misplaced) | extra
+    good = np.array([k for k in range(n) if k not in bad])
+    out, done, removed = times.copy(), [], set(extra)
+    for k, kind in sorted(misplaced.items()):
+        if k in extra:
+            continue
+        before, after = good[good < k], good[good > k]
+        if before.size == 0 or after.size == 0:
+            removed.add(k)
+        else:
+            a, b = int(before[-1]), int(after[0])
+            out[k] = times[a] + (times[b] - times[a]) * (k - a) / (b - a)
+        done.append((float(out[k]), kind))
+    done += [(float(times[j]), "extra") for j in sorted(extra)]
+    fill.update({j: 1 for j in missed})
+    added = [times[j - 1] + (times[j] - times[j - 1]) * i / (lost + 1)
+             for j, lost in sorted(fill.items())
+             if 1 <= j < n and j not in removed and j - 1 not in removed
+             for i in range(1, lost + 1)]
+    done += [(float(t), "missed") for t in added]
+    keep = np.array([k not in removed for k in range(n)], dtype=bool)
+    return np.sort(np.concatenate((out[keep], added))), done
+
+
+def _beats_missing(times: np.ndarray, j: int) -> int:
+    """Beats missing in RR ``j`` if it is 2, 3, ... local medians long (within 20 %), else 0."""
+    rr = np.diff(times)
+    near = rr[max(0, j - 1 - MEDIAN_BEATS // 2):j - 1 + MEDIAN_BEATS // 2 + 1]
+    median = float(np.median(near))
+    ratio = rr[j - 1] / median
+    whole = round(ratio)
+    return whole - 1 if whole >= 2 and abs(ratio / whole - 1.0) < 0.2 else 0
+
+
+def _more_displaced(times: np.ndarray, a: int, b: int) -> int:
+    """Of beats ``a`` and ``b``, the one further from the midpoint of its neighbours."""
+    def off(k: int) -> float:
+        if k <= 0 or k >= times.size - 1:
+            return math.inf
+        return abs(times[k] - 0.5 * (times[k - 1] + times[k + 1]))
+    return a if off(a) >= off(b) else b
+
+
+# ---------------------------------------------------------------------------- beat series
+
+
+@dataclass(frozen=True)
+class BeatSeries:
+    """Beats of one source on the program clock: NN beats after correction, by segment.
+
+    Segments are stretches without a gap in the data: intervals are only taken between beats
+    of one segment. ``spans`` are the covered time ranges (one per segment), ``detected`` the
+    beats before correction, ``artifacts`` one ``(time, kind)`` per corrected beat.
+    """
+
+    times: np.ndarray
+    segment: np.ndarray
+    spans: tuple[tuple[float, float], ...]
+    detected: np.ndarray
+    artifacts: tuple[tuple[float, str], ...] = ()
+
+    def within(self, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
+        """NN beat times in ``[start, end)`` and their segment numbers."""
+        keep = (self.times >= start) & (self.times < end)
+        return self.times[keep], self.segment[keep]
+
+    def coverage(self, start: float, end: float) -> float:
+        """Seconds of ``[start, end)`` that the source covered."""
+        return float(sum(max(0.0, min(end, b) - max(start, a)) for a, b in self.spans))
+
+    def corrected(self, start: float, end: float) -> dict[str, int]:
+        """Corrections (by kind) of beats in ``[start, end)``."""
+        counts = dict.fromkeys(ARTIFACT_KINDS, 0)
+        for t, kind in self.artifacts:
+            if start <= t < end:
+                counts[kind] += 1
+        return counts
+
+
+def join_series(pieces: list[BeatSeries]) -> BeatSeries:
+    """One series of pieces in time order (their segments kept apart)."""
+    times, segments, offset = [], [], 0
+    for piece in pieces:
+        times.append(piece.times)
+        segments.append(piece.segment + offset)
+        offset += len(piece.spans)
+    return BeatSeries(np.concatenate(times) if times else np.zeros(0),
+                      np.concatenate(segments) if segments else np.zeros(0, dtype=np.int64),
+                      tuple(s for p in pieces for s in p.spans),
+                      np.concatenate([p.detected for p in pieces]) if pieces else np.zeros(0),
+                      tuple(a for p in pieces for a in p.artifacts))
+
+
+def _series(segments: list[np.ndarray], spans: list[tuple[float, float]],
+            correct: bool) -> BeatSeries:
+    """A BeatSeries from the detected beats of each segment, corrected per segment."""
+    fixed, artifacts = [], []
+    for beats in segments:
+        nn, done = correct_beats(beats) if correct else (beats, [])
+        fixed.append(nn)
+        artifacts += done
+    numbers = [np.full(b.size, i, dtype=np.int64) for i, b in enumerate(fixed)]
+    empty = np.zeros(0)
+    return BeatSeries(np.concatenate(fixed) if fixed else empty,
+                      np.concatenate(numbers) if numbers else np.zeros(0, dtype=np.int64),
+                      tuple(spans), np.concatenate(segments) if segments else empty,
+                      tuple(artifacts))
+
+
+def beats_from_ecg(time_s: np.ndarray, ecg_mv: np.ndarray, rate_hz: float | None = None,
+                   correct: bool = True) -> BeatSeries:
+    """R peaks of an ECG (program-clock sample times) as a BeatSeries.
+
+    The recording is split where sample times jump by >= :data:`ECG_GAP_S`; in each piece
+    the peaks are detected, timed to sub-sample precision (parabola through the apex) and,
+    with ``correct``, artifacts corrected. ``rate_hz``: by default from the median interval.
+    """
+    time_s = np.asarray(time_s, dtype=float).ravel()
+    ecg = np.asarray(ecg_mv, dtype=float).ravel()
+    if time_s.size < 2:
+        raise ValueError("the ECG has fewer than 2 samples")
+    if not np.all(np.diff(time_s) > 0):
+        raise ValueError("ECG sample times must be strictly increasing")
+    rate = float(rate_hz) if rate_hz else 1.0 / float(np.median(np.diff(time_s)))
+    cuts = np.flatnonzero(np.diff(time_s) >= ECG_GAP_S) + 1
+    segments, spans = [], []
+    for t, x in zip(np.split(time_s, cuts), np.split(ecg, cuts), strict=True):
+        peaks = detect_r_peaks(x, rate)
+        segments.append(t[peaks] + _subsample_offsets(x, peaks) / rate)
+        spans.append((float(t[0]), float(t[-1]) + 1.0 / rate))
+    return _series(segments, spans, correct)
+
+
+def rr_scale(unit: str, rr: np.ndarray) -> float:
+    """Seconds per unit of an RR column: its unit (s, ms, 1/1024 s) or, if unknown, its size."""
+    key = unit.strip().lower()
+    if key in RR_UNITS:
+        return RR_UNITS[key]
+    finite = rr[np.isfinite(rr)]
+    median = float(np.median(finite)) if finite.size else math.nan
+    if 0.2 <= median <= 3.0:
+        return 1.0
+    if 200.0 <= median <= 3000.0:
+        return 0.001
+    raise ValueError(f"RR unit {unit!r} unknown and the values (median {median:g}) are neither "
+                     "seconds nor milliseconds")
+
+
+def beats_from_rr(time_s: np.ndarray, rr: np.ndarray, unit: str = "s",
+                  correct: bool = True) -> BeatSeries:
+    """Beats from an RR-interval stream: one interval per sample, stamped at the beat ending it.
+
+    Beat times are rebuilt by summing the intervals (not from the timestamps) and anchored on
+    the timestamps' median offset within each segment; a new segment starts where the
+    timestamps move away from the summed intervals by more than half an interval (samples
+    lost). The first beat of a segment is its first interval's start; a segment covers the
+    time from its first to (just after) its last beat.
+    """
+    time_s = np.asarray(time_s, dtype=float).ravel()
+    values = np.asarray(rr, dtype=float).ravel()
+    if time_s.size != values.size:
+        raise ValueError(f"{time_s.size} timestamps do not go with {values.size} RR values")
+    rr_s = values * rr_scale(unit, values)
+    keep = np.isfinite(rr_s) & (rr_s > 0)
+    time_s, rr_s = time_s[keep], rr_s[keep]
+    if time_s.size == 0:
+        return _series([], [], correct)
+    ends = np.cumsum(rr_s)  # each interval's end, summed from the first interval's start
+    offset = time_s - ends
+    cuts = np.flatnonzero(np.abs(np.diff(offset)) > RR_GAP_FRACTION * rr_s[1:]) + 1
+    segments, spans = [], []
+    for piece, off, end in zip(np.split(rr_s, cuts), np.split(offset, cuts),
+                               np.split(ends, cuts), strict=True):
+        beats = float(np.median(off)) + np.concatenate(([end[0] - piece[0]], end))
+        segments.append(beats)
+        spans.append((float(beats[0]), float(np.nextafter(beats[-1], math.inf))))
+    return _series(segments, spans, correct)
+
+
+# ---------------------------------------------------------------------------- epochs
+
+
+def epoch_metrics(series: BeatSeries, start: float, end: float) -> dict[str, Any]:
+    """HRV of the beats in ``[start, end)``: time and frequency domain plus corrections.
+
+    Intervals are taken between successive NN beats of one segment. The epoch's length for
+    the frequency rules is the time the source covered in it; with a gap in the epoch the
+    spectrum is computed on its longest gap-free stretch (its own length then decides).
+    """
+    if not end > start:
+        raise ValueError(f"empty epoch [{start}, {end})")
+    t, seg = series.within(start, end)
+    same = seg[1:] == seg[:-1]
+    rr = np.diff(t)[same]
+    covered = series.coverage(start, end)
+    stretches = np.unique(seg)
+    if stretches.size <= 1:
+        spectrum = frequency_domain(t, np.diff(t), epoch_s=covered)
+    else:
+        spans = [(series.spans[k], t[seg == k]) for k in stretches]
+        (a, b), beats = max(spans, key=lambda sb: min(end, sb[0][1]) - max(start, sb[0][0]))
+        spectrum = frequency_domain(beats, np.diff(beats), epoch_s=min(end, b) - max(start, a))
+        note = f"spectrum of the longest of {stretches.size} gap-free stretches"
+        spectrum["not_computed"] = "; ".join(filter(None, [spectrum["not_computed"], note]))
+    corrected = series.corrected(start, end)
+    detected = series.detected
+    return {"start": float(start), "end": float(end), "covered_s": covered,
+            "n_beats": int(t.size),
+            "n_detected": int(np.count_nonzero((detected >= start) & (detected < end))),
+            "corrected": corrected, "n_corrected": sum(corrected.values()),
+            **time_domain(rr), **spectrum}
+
+
 # ---------------------------------------------------------------------------- summary
 
 
 def hrv_summary(ecg_stream_or_arrays: Any, start: float | None = None,
-                end: float | None = None, channel: str | None = None) -> dict[str, Any]:
+                end: float | None = None, channel: str | None = None,
+                correct: bool = True) -> dict[str, Any]:
     """HRV of the epoch ``[start, end)`` (program clock, s; None: the recording's edges).
 
     Takes a :class:`qst_station.session.Stream` (``channel``, or its only or ``ECG``
-    channel) or ``(time_s, ecg_mv)`` arrays. Peaks are detected on the epoch plus 1 s on
-    each side and kept when their (sub-sample, parabolic) time lies in the epoch. Returns the
-    epoch, ``rate_hz``, ``n_beats``, ``beat_times_s`` (array), the :func:`time_domain` and the
-    :func:`frequency_domain` entries (the epoch's length decides what is computed).
+    channel) or ``(time_s, ecg_mv)`` arrays. Peaks are detected (and, with ``correct``,
+    artifacts corrected) on the epoch plus 1 s on each side; beats count when their time lies
+    in the epoch. Returns :func:`epoch_metrics` plus ``rate_hz``, ``beat_times_s`` (detected)
+    and ``nn_times_s`` (corrected) arrays.
     """
     time_s, ecg, nominal = _ecg_arrays(ecg_stream_or_arrays, channel)
     if time_s.size < 2:
@@ -209,15 +503,13 @@ def hrv_summary(ecg_stream_or_arrays: Any, start: float | None = None,
     if not hi > lo:
         raise ValueError(f"empty epoch [{lo}, {hi})")
     window = (time_s >= lo - EPOCH_PAD_S) & (time_s < hi + EPOCH_PAD_S)
-    t, x = time_s[window], ecg[window]
-    peaks = detect_r_peaks(x, rate) if t.size else np.zeros(0, dtype=np.int64)
-    beats = t[peaks] + _subsample_offsets(x, peaks) / rate
-    beats = beats[(beats >= lo) & (beats < hi)]
-    rr = rr_from_peaks(beats)
-    epoch = min(hi, float(time_s[-1]) + 1.0 / rate) - max(lo, float(time_s[0]))
-    return {"start": lo, "end": hi, "rate_hz": rate, "n_beats": int(beats.size),
-            "beat_times_s": beats, **time_domain(rr),
-            **frequency_domain(beats, rr, epoch_s=epoch)}
+    if np.count_nonzero(window) < 2:
+        series = _series([], [], correct)
+    else:
+        series = beats_from_ecg(time_s[window], ecg[window], rate, correct)
+    detected = series.detected[(series.detected >= lo) & (series.detected < hi)]
+    return {**epoch_metrics(series, lo, hi), "rate_hz": rate, "beat_times_s": detected,
+            "nn_times_s": series.within(lo, hi)[0]}
 
 
 def _ecg_arrays(source: Any, channel: str | None) -> tuple[np.ndarray, np.ndarray, float | None]:

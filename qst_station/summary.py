@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from qst_station.hrv import hrv_summary
+from qst_station.hrv_epochs import analyze
 from qst_station.session import Session
 
 
@@ -32,33 +31,42 @@ def summarize(session: Session) -> dict[str, Any]:
         "streams": {name: _stream(s) for name, s in session.streams.items()},
         "events": dict(sorted(Counter(e.kind for _, e in session.events).items())),
         "scanner": _scanner(session),
-        "hrv": _hrv(session),
+        **_hrv(session),
     }
 
 
 HRV_KEYS = ("n_beats", "mean_hr_bpm", "sdnn_ms", "rmssd_ms", "pnn50_pct", "lf_ms2", "hf_ms2",
             "lf_hf", "not_computed")
+EPOCH_KEYS = ("name", "kind", "part", "covered_s", *HRV_KEYS, "n_corrected")
 
 
 def _hrv(session: Session) -> dict[str, Any]:
-    """Whole-recording HRV of each ECG stream, per part (parts are apart in time)."""
-    out: dict[str, Any] = {}
-    for name, stream in session.streams.items():
-        if stream.lsl_type != "ECG" and name.lower() != "ecg":
-            continue
-        for part in np.unique(stream.part):
-            rows = stream.part == part
-            if rows.sum() < 2:
-                continue
-            piece = replace(stream, time=stream.time[rows], values=stream.values[rows],
-                            part=stream.part[rows])
-            try:
-                result = hrv_summary(piece)
-            except ValueError as error:
-                result = {"not_computed": str(error)}
-            key = name if len(np.unique(stream.part)) == 1 else f"{name}@part{part}"
-            out[key] = {k: _round(result.get(k)) for k in HRV_KEYS if k in result}
-    return out
+    """HRV of each ECG and RR stream (qst_station.hrv_epochs), artifacts corrected.
+
+    ``hrv``: the whole recording per stream and part (``name``, or ``name@partN`` when the
+    stream is in several parts, as before); ``hrv_epochs``: the resting baseline and protocol
+    blocks; ``hrv_response``: the mean heart-rate response to the stimuli.
+    """
+    try:
+        result = analyze(session)
+    except ValueError as error:
+        return {"hrv": {"error": {"not_computed": str(error)}}, "hrv_epochs": {},
+                "hrv_response": {}}
+    whole: dict[str, Any] = {}
+    blocks: dict[str, Any] = {}
+    response: dict[str, Any] = {}
+    for name, src in result["sources"].items():
+        for e in src["epochs"]:
+            if e["kind"] == "recording":
+                key = name if len(src["parts"]) == 1 else f"{name}@part{e['part']}"
+                whole[key] = {**{k: _round(e.get(k)) for k in HRV_KEYS},
+                              "corrected": e["corrected"]}
+        blocks[name] = [{k: _round(e.get(k)) for k in EPOCH_KEYS} for e in src["epochs"]
+                        if e["kind"] in ("baseline", "phase")]
+        mean = src["mean_response"]
+        response[name] = {"n": mean["n"], "hr_change_bpm": _round(mean["hr_change_bpm"]),
+                          "stimuli": len(src["stimuli"])}
+    return {"hrv": whole, "hrv_epochs": blocks, "hrv_response": response}
 
 
 def _round(value: Any) -> Any:
@@ -114,10 +122,23 @@ def format_summary(summary: dict[str, Any]) -> str:
         tr = "-" if sc["tr_s"] is None else f"{sc['tr_s']:g} s"
         lines.append(f"scanner: {sc['volumes']} volumes ({sc['inferred']} inferred), TR {tr}")
     for name, h in summary.get("hrv", {}).items():
-        if h.get("n_beats"):
-            lines.append(f"HRV {name}: {h['n_beats']} beats, HR {h['mean_hr_bpm']:.1f} bpm, "
+        if h.get("rmssd_ms") is not None:
+            fixed = sum(h.get("corrected", {}).values())
+            lines.append(f"HRV {name}: {h['n_beats']} beats ({fixed} corrected), "
+                         f"HR {h['mean_hr_bpm']:.1f} bpm, "
                          f"SDNN {h['sdnn_ms']:.1f} ms, RMSSD {h['rmssd_ms']:.1f} ms"
                          + (f" ({h['not_computed']})" if h.get("not_computed") else ""))
+    for name, epochs in summary.get("hrv_epochs", {}).items():
+        for e in epochs:
+            if e.get("rmssd_ms") is not None:
+                ratio = "" if e["lf_hf"] is None else f", LF/HF {e['lf_hf']:.2f}"
+                lines.append(f"HRV {name} {e['name']}: {e['covered_s']:.1f} s, "
+                             f"HR {e['mean_hr_bpm']:.1f} bpm, RMSSD {e['rmssd_ms']:.1f} ms"
+                             f"{ratio}")
+    for name, r in summary.get("hrv_response", {}).items():
+        if r["n"]:
+            lines.append(f"HR response {name}: {r['hr_change_bpm']:+.1f} bpm after the onset "
+                         f"(mean of {r['n']} stimuli; details: qst-station hrv)")
     counts = ", ".join(f"{k} {v}" for k, v in summary["events"].items()) or "none"
     lines.append(f"events: {counts}")
     return "\n".join(lines)
