@@ -8,10 +8,16 @@ import numpy as np
 import pytest
 
 from qst_station.hrv import (
+    BeatSeries,
+    beats_from_ecg,
+    beats_from_rr,
+    correct_beats,
     detect_r_peaks,
+    epoch_metrics,
     frequency_domain,
     hrv_summary,
     rr_from_peaks,
+    rr_scale,
     time_domain,
 )
 from qst_station.session import Stream
@@ -212,3 +218,165 @@ def test_hrv_summary_rejects_bad_input() -> None:
         hrv_summary((np.array([0.0]), np.array([0.0])))
     with pytest.raises(ValueError):
         hrv_summary((np.arange(1000) / 500.0, np.zeros(1000)), start=1.0, end=1.0)
+
+
+# ---------------------------------------------------------------------------- second implementation
+
+
+def test_time_domain_agrees_with_neurokit2_on_the_same_peaks(true_beats: np.ndarray) -> None:
+    import neurokit2 as nk
+
+    rate = 500.0
+    ecg = ecg_waveform(true_beats, rate, DURATION_S, seed=SEED)
+    ours = hrv_summary((np.arange(ecg.size) / rate, ecg))
+    # the same (sub-sample) beats as whole microseconds: no ties at exactly 50 ms
+    peaks = np.rint(ours["nn_times_s"] * 1e6).astype(np.int64)
+    mine = time_domain(rr_from_peaks(peaks / 1e6))
+    theirs = nk.hrv_time(peaks, sampling_rate=1_000_000).iloc[0]
+    assert mine["rmssd_ms"] == pytest.approx(ours["rmssd_ms"], rel=1e-4)
+    assert mine["mean_rr_ms"] == pytest.approx(theirs["HRV_MeanNN"], rel=1e-9)
+    assert mine["sdnn_ms"] == pytest.approx(theirs["HRV_SDNN"], rel=1e-9)
+    assert mine["rmssd_ms"] == pytest.approx(theirs["HRV_RMSSD"], rel=1e-9)
+    # neurokit2 divides NN50 by the number of intervals, we by the number of differences
+    n = mine["n_intervals"]
+    assert mine["pnn50_pct"] * (n - 1) == pytest.approx(theirs["HRV_pNN50"] * n, rel=1e-9)
+
+
+# ---------------------------------------------------------------------------- artifacts
+
+
+def _with_artifacts(beats: np.ndarray, kinds: tuple[str, ...]) -> np.ndarray:
+    """The beats an ECG would show: an early (ectopic) beat, a beat lost, a spurious one."""
+    shown = beats.copy()
+    if "ectopic" in kinds:
+        shown[100] -= 0.3 * (beats[100] - beats[99])
+    if "late" in kinds:
+        shown[250] += 0.25 * (beats[251] - beats[250])
+    if "extra" in kinds:
+        shown = np.sort(np.append(shown, 0.5 * (beats[200] + beats[201]) - 0.1))
+    if "missed" in kinds:
+        shown = np.delete(shown, 150)
+    return shown
+
+
+@pytest.mark.parametrize("kinds, counted", [
+    (("ectopic",), {"ectopic": 1}),
+    (("late",), {"ectopic": 1}),
+    (("missed",), {"missed": 1}),
+    (("extra",), {"extra": 1}),
+    (("ectopic", "missed", "extra"), {"ectopic": 1, "missed": 1, "extra": 1}),
+])
+def test_ecg_with_artifacts_gives_the_true_metrics_after_correction(
+        true_beats: np.ndarray, kinds: tuple[str, ...], counted: dict[str, int]) -> None:
+    rate = 500.0
+    ecg = ecg_waveform(_with_artifacts(true_beats, kinds), rate, DURATION_S, seed=SEED)
+    time_s = np.arange(ecg.size) / rate
+    truth = time_domain(rr_from_peaks(true_beats))
+    fixed = hrv_summary((time_s, ecg))
+    raw = hrv_summary((time_s, ecg), correct=False)
+    assert {k: v for k, v in fixed["corrected"].items() if v} == counted
+    assert fixed["n_corrected"] == sum(counted.values())
+    assert fixed["n_beats"] == true_beats.size  # NN beats: the series is whole again
+    for key in ("rmssd_ms", "sdnn_ms", "mean_hr_bpm"):
+        assert fixed[key] == pytest.approx(truth[key], rel=0.02), key
+    assert abs(raw["rmssd_ms"] / truth["rmssd_ms"] - 1.0) > 0.1  # it did need correcting
+    assert raw["n_corrected"] == 0
+
+
+def test_clean_beats_are_left_alone(true_beats: np.ndarray) -> None:
+    fixed, done = correct_beats(true_beats)
+    assert done == [] and np.array_equal(fixed, true_beats)
+
+
+def test_several_missed_beats_in_a_row_are_put_back(true_beats: np.ndarray) -> None:
+    fixed, done = correct_beats(np.delete(true_beats, [150, 151]))
+    assert [kind for _, kind in done] == ["missed", "missed"]
+    assert fixed.size == true_beats.size
+    truth = time_domain(rr_from_peaks(true_beats))
+    assert time_domain(rr_from_peaks(fixed))["rmssd_ms"] == pytest.approx(truth["rmssd_ms"],
+                                                                         rel=0.02)
+
+
+def test_correction_of_short_series() -> None:
+    for n in range(4):
+        beats = np.arange(n, dtype=float)
+        assert correct_beats(beats)[1] == []
+
+
+# ---------------------------------------------------------------------------- RR input
+
+
+def test_rr_stream_rebuilds_the_true_beats(true_beats: np.ndarray) -> None:
+    rr = np.diff(true_beats)
+    t0 = 5000.0
+    series = beats_from_rr(t0 + true_beats[1:], rr * 1000.0, "ms")
+    assert np.max(np.abs(series.times - (t0 + true_beats))) < 1e-9
+    assert series.artifacts == () and len(series.spans) == 1
+    metrics = epoch_metrics(series, t0, t0 + DURATION_S)
+    truth = time_domain(rr)
+    for key in ("rmssd_ms", "sdnn_ms", "pnn50_pct", "mean_hr_bpm"):
+        assert metrics[key] == pytest.approx(truth[key], rel=1e-9)
+    assert metrics["n_beats"] == true_beats.size
+    assert metrics["covered_s"] == pytest.approx(true_beats[-1] - true_beats[0])  # 298.8 s
+    assert metrics["lf_ms2"] > 0 and "LF/HF need >= 300 s" in metrics["not_computed"]
+    seconds = beats_from_rr(t0 + true_beats[1:], rr, "s", correct=False)
+    assert np.allclose(seconds.times, series.times)
+    ble = np.round(rr * 1024.0)  # BLE heart-rate service units
+    assert np.max(np.abs(beats_from_rr(t0 + true_beats[1:], ble, "1/1024 s").times
+                         - (t0 + true_beats))) < 0.01
+
+
+def test_rr_stream_with_lost_samples_keeps_its_timing(true_beats: np.ndarray) -> None:
+    rr = np.diff(true_beats)
+    keep = np.ones(rr.size, dtype=bool)
+    keep[[80, 81, 82]] = False  # three samples lost: beats 81-83 unknown
+    series = beats_from_rr(true_beats[1:][keep], rr[keep], "s")
+    assert len(series.spans) == 2
+    assert np.max(np.abs(series.times - true_beats[np.r_[0:81, 83:true_beats.size]])) < 1e-9
+    metrics = epoch_metrics(series, 0.0, DURATION_S)
+    assert metrics["n_intervals"] == rr.size - 3  # the lost ones; none across the gap
+    truth = time_domain(rr)
+    assert metrics["rmssd_ms"] == pytest.approx(truth["rmssd_ms"], rel=0.02)
+    assert "gap-free stretches" in metrics["not_computed"]
+
+
+def test_rr_units() -> None:
+    assert rr_scale("ms", np.array([800.0])) == 0.001
+    assert rr_scale("s", np.array([0.8])) == 1.0
+    assert rr_scale("", np.array([810.0, 790.0])) == 0.001  # unknown: from the values
+    assert rr_scale("au", np.array([0.8, 0.9])) == 1.0
+    with pytest.raises(ValueError, match="neither"):
+        rr_scale("au", np.array([50.0]))
+    with pytest.raises(ValueError):
+        beats_from_rr(np.arange(3.0), np.ones(2), "s")
+
+
+# ---------------------------------------------------------------------------- gaps, epochs
+
+
+def test_ecg_gap_splits_the_series(true_beats: np.ndarray) -> None:
+    rate = 250.0
+    ecg = ecg_waveform(true_beats, rate, DURATION_S, seed=SEED)
+    time_s = np.arange(ecg.size) / rate
+    lost = (time_s >= 100.0) & (time_s < 103.0)  # 3 s of ECG never arrived
+    series = beats_from_ecg(time_s[~lost], ecg[~lost], rate)
+    assert len(series.spans) == 2 and series.artifacts == ()
+    assert series.coverage(0.0, DURATION_S) == pytest.approx(DURATION_S - 3.0, abs=0.01)
+    metrics = epoch_metrics(series, 0.0, DURATION_S)
+    inside = true_beats[(true_beats < 100.0 - 0.05) | (true_beats >= 103.0 + 0.05)]
+    assert metrics["n_beats"] == inside.size
+    assert metrics["n_intervals"] == inside.size - 2
+    truth = time_domain(rr_from_peaks(true_beats))
+    assert metrics["rmssd_ms"] == pytest.approx(truth["rmssd_ms"], rel=0.02)
+
+
+def test_epoch_metrics_count_the_corrections_inside() -> None:
+    beats = np.arange(0.0, 100.0, 1.0)
+    series = BeatSeries(beats, np.zeros(beats.size, dtype=np.int64), ((0.0, 100.0),), beats,
+                        ((10.0, "ectopic"), (50.0, "missed"), (50.5, "extra")))
+    first = epoch_metrics(series, 0.0, 50.0)
+    assert first["corrected"] == {"ectopic": 1, "missed": 0, "extra": 0, "longshort": 0}
+    assert epoch_metrics(series, 50.0, 100.0)["n_corrected"] == 2
+    assert first["covered_s"] == 50.0 and first["mean_hr_bpm"] == pytest.approx(60.0)
+    with pytest.raises(ValueError):
+        epoch_metrics(series, 5.0, 5.0)
