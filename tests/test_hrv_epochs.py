@@ -324,3 +324,52 @@ def test_summary_shows_the_epochs(recorded: Path, truth: np.ndarray) -> None:
     text = format_summary(summary)
     assert "HRV ecg rest" in text and "HR response ecg" in text
     json.dumps(summary)
+
+
+# ---------------------------------------------------------------------------- end to end (LSL)
+
+
+def test_simulated_ecg_and_rr_recorded_over_lsl_give_the_true_beats(tmp_path: Path) -> None:
+    """sim/ecg.py publishes ECG and RR on LSL (this machine); both come back as the truth."""
+    import uuid
+
+    from qst_station.clock import SimulatedClock
+    from qst_station.lsl_inlets import LslInletRecorder
+    from sim.ecg import EcgSimulator, read_truth
+
+    clock = SimulatedClock(20.0)
+    name = f"qst-test-hrv-ECG-{uuid.uuid4().hex[:8]}"
+    recording = Recording(clock)
+    writer = SessionWriter(tmp_path / "lsl.h5")
+    recording.subscribe(writer)
+    sim = EcgSimulator(250.0, seed=5, clock=clock, name=name, truth_path=tmp_path / "rr.tsv",
+                       duration_s=40.0)
+    inlets = [LslInletRecorder(recording, name, name="ecg"),
+              LslInletRecorder(recording, sim.rr_name, name="rr")]
+    try:
+        for inlet in inlets:
+            inlet.connect()
+        recording.start(SessionInfo("P043", "v1"))
+        assert sim.wait_for_consumers(5.0)
+        sim.start()
+        assert sim.wait_done(80.0)
+        clock.sleep(1.0)  # the last RR sample reaches the inlet
+    finally:
+        for inlet in inlets:
+            inlet.disconnect()
+        sim.close()
+        recording.stop("success")
+    assert writer.wait(10) and writer.error is None
+    truth, _ = read_truth(tmp_path / "rr.tsv")
+    s = session.open(tmp_path / "lsl.h5")
+    assert s.streams["rr"].lsl_type == "RR" and s.streams["rr"].units == ["s"]
+    result = analyze(s)
+    for source in ("ecg", "rr"):
+        whole = _epoch(result, source, "recording")
+        # (beat times carry LSL's measured clock offset, a few µs on one machine)
+        inside = truth[(truth >= whole["start"] - 1e-3) & (truth < whole["end"] + 1e-3)]
+        assert whole["n_beats"] == inside.size, source
+        assert whole["n_corrected"] == 0
+        true = time_domain(rr_from_peaks(inside))
+        for key in ("rmssd_ms", "sdnn_ms"):
+            assert whole[key] == pytest.approx(true[key], rel=0.02), (source, key)
