@@ -324,7 +324,7 @@ def format_hrv(result: dict[str, Any]) -> str:
                             if r["overlaps_previous"] else ""))
         mean = src["mean_response"]
         if mean["n"]:
-            curve = " ".join(_cell(v, 0) for v in mean["curve_change_bpm"])
+            curve = " ".join(_cell(v) for v in mean["curve_change_bpm"])
             lines.append(f"  mean response of {mean['n']} stimuli: "
                          f"{mean['hr_change_bpm']:+.1f} bpm; per second from "
                          f"{src['curve_bin_start_s'][0]:g} s: {curve}")
