@@ -9,10 +9,22 @@ final once it is :data:`SETTLE_S` behind the newest sample (the zero-phase filte
 refractory period no longer reach it), so beats come about one second late and each only once.
 Beat times, RR intervals and heart rates are kept for the newest :data:`CAPACITY_BEATS` beats;
 the GUI reads them with :meth:`LiveHeartRate.snapshot` from any thread.
+
+The recording calls its subscribers under one lock in the producers' threads (device readers,
+trigger boxes, LSL inlets), so detection must not run there: ``on_samples`` only copies the
+ECG column and queues it, and a worker thread of the subscriber (started when an ECG stream is
+followed) runs the detection. ``stream_gap`` events and the final flush at ``on_stop`` go
+through the same queue, so they apply in order with the samples. The queue holds at most
+:data:`BACKLOG_S` of ECG: if the worker falls further behind, the oldest blocks are dropped
+and detection restarts there as after a gap (counted in :attr:`LiveHeartRate.dropped_samples`).
+:meth:`LiveHeartRate.wait_idle` waits until every queued block is processed (tests, the end
+of a run); the worker ends after the flush at ``on_stop`` or on :meth:`LiveHeartRate.close`.
+RR streams are cheap and handled in the producer's thread.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections import deque
@@ -35,8 +47,11 @@ LOST_AFTER_S = 4.0  # no beat for this long: signal lost
 FLAT_CHECK_S = 0.1  # a peak needs the raw ECG to vary within this distance ...
 FLAT_RELATIVE = 1e-6  # ... by more than this fraction of its magnitude (plus 1)
 CAPACITY_BEATS = 2000  # about 30 min at 65 bpm
+BACKLOG_S = 30.0  # ECG queued for the worker; beyond it the oldest blocks are dropped
 ECG_TYPES = frozenset({"ECG", "EKG"})
 RR_TYPES = frozenset({"RR", "RRI", "IBI"})
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,9 +76,9 @@ class LiveHeartRate(Subscriber):
     """Follows the run's ECG stream (preferred) or RR stream, or the stream named ``stream``.
 
     ``clock`` (the recording's) tells when the signal is lost even if no samples come; without
-    it the newest sample time stands for now. Detection runs in the producer's thread (the
-    recording serialises subscriber calls): about a millisecond per :data:`STEP_S` of ECG at
-    500 Hz. Readers only copy under a short lock.
+    it the newest processed sample time stands for now. The recording side only queues ECG
+    (a copy of the block); detection, about a millisecond per :data:`STEP_S` of ECG at 500 Hz,
+    runs in this subscriber's worker thread. Readers only copy under a short lock.
     """
 
     def __init__(self, stream: str | None = None, channel: str | None = None,
@@ -74,16 +89,25 @@ class LiveHeartRate(Subscriber):
         self.spec: StreamSpec | None = None
         self.kind = ""  # "ecg" or "rr"
         self.problem = ""
+        self.dropped_samples = 0  # ECG dropped because the worker fell behind
         self._column = 0
         self._rr_scale = 1.0  # to seconds
-        self._finder: PeakFinder | None = None
+        self._finder: PeakFinder | None = None  # the worker's only
         self._beats = LiveBuffer(3, capacity_beats)  # (time, rr, hr, hr_avg); own lock
         self._lock = threading.Lock()  # guards what follows
         self._recent_rr: deque[float] = deque(maxlen=AVERAGE_BEATS)
         self._last_beat: float | None = None
         self._segment_start = True  # the next beat follows a gap: no RR
         self._since: float | None = None  # following since (run start or first sample)
-        self._newest: float | None = None  # newest sample time
+        self._newest: float | None = None  # newest sample time (ECG: processed)
+        # the worker's queue: ("samples", times, ecg), ("gap", dropped), ("flush",), ("stop",)
+        self._work = threading.Condition()  # guards what follows
+        self._queue: deque[tuple] = deque()
+        self._queued_samples = 0
+        self._backlog = 0  # samples the queue may hold (BACKLOG_S of ECG)
+        self._unfinished = 0  # items queued or being processed
+        self._closed = False  # nothing more is queued
+        self._worker: threading.Thread | None = None
 
     # ------------------------------------------------------------------ recording side
 
@@ -103,6 +127,8 @@ class LiveHeartRate(Subscriber):
             self.spec, self.kind, self._column, self.problem = spec, kind, column, ""
             self._rr_scale = 0.001 if spec.channels[column].unit.lower() == "ms" else 1.0
             self._finder = PeakFinder(spec.nominal_rate) if kind == "ecg" else None
+        if kind == "ecg":
+            self._start_worker(spec.nominal_rate)
 
     def on_start(self, info: SessionInfo, started_utc: str, start_time: float) -> None:
         with self._lock:
@@ -111,30 +137,139 @@ class LiveHeartRate(Subscriber):
     def on_samples(self, spec: StreamSpec, timestamps: np.ndarray, values: np.ndarray) -> None:
         if spec is not self.spec:
             return
-        column = values[:, self._column].astype(np.float64)
-        with self._lock:
-            self._since = float(timestamps[0]) if self._since is None else self._since
-            self._newest = float(timestamps[-1])
-        if self._finder is None:
-            for t, rr in zip(timestamps.tolist(), (column * self._rr_scale).tolist(),
-                             strict=True):
-                self._add_beat(t, rr)
+        if self._finder is not None:  # copies: the producer may reuse its arrays
+            self._enqueue(("samples", np.array(timestamps, dtype=np.float64),
+                           values[:, self._column].astype(np.float64)))
             return
-        for t, after_gap in self._finder.add(timestamps, column):
-            self._add_beat(t, math.nan if after_gap else None)
+        self._took(timestamps)
+        column = values[:, self._column].astype(np.float64)
+        for t, rr in zip(timestamps.tolist(), (column * self._rr_scale).tolist(), strict=True):
+            self._add_beat(t, rr)
 
     def on_event(self, event: Event) -> None:
         if (event.kind == "stream_gap" and event.payload.get("state") == "lost"
                 and self.spec is not None and event.payload.get("stream") == self.spec.name):
+            if self._finder is not None:
+                self._enqueue(("gap", False))
+                return
             with self._lock:
                 self._segment_start = True
-            if self._finder is not None:
-                self._finder.restart()
 
     def on_stop(self, status: str, reason: str, stop_time: float) -> None:
+        """Queue the final flush; the worker then ends (:meth:`wait_idle` waits for it)."""
         if self._finder is not None:
-            for t, after_gap in self._finder.flush():
-                self._add_beat(t, math.nan if after_gap else None)
+            self._enqueue(("flush",))
+            self._enqueue(("stop",), last=True)
+
+    def wait_idle(self, timeout_s: float | None = None) -> bool:
+        """Wait until every queued block (and gap, flush) is processed; False on timeout."""
+        with self._work:
+            return self._work.wait_for(lambda: self._unfinished == 0, timeout_s)
+
+    def close(self, timeout_s: float | None = 5.0) -> bool:
+        """Stop the worker once it has processed what is queued (without the flush of
+        ``on_stop``); True if it has ended within ``timeout_s``."""
+        with self._work:
+            worker = self._worker
+            if worker is None:
+                self._closed = True
+                return True
+        self._enqueue(("stop",), last=True)
+        if worker is not threading.current_thread():
+            worker.join(timeout_s)
+        return not worker.is_alive()
+
+    # ------------------------------------------------------------------ worker
+
+    def _start_worker(self, rate_hz: float) -> None:
+        with self._work:
+            self._backlog = max(1, int(math.ceil(BACKLOG_S * rate_hz)))
+            if self._worker is not None or self._closed:
+                return
+            self._worker = threading.Thread(target=self._run, name="live-heart-rate",
+                                            daemon=True)
+            self._worker.start()
+
+    def _enqueue(self, item: tuple, last: bool = False) -> None:
+        """Queue ``item`` for the worker (``last``: and nothing after it); if the samples
+        queued exceed the backlog, drop the oldest items for one restart."""
+        with self._work:
+            if self._closed:
+                return
+            self._closed = last
+            self._queue.append(item)
+            self._unfinished += 1
+            if item[0] == "samples":
+                self._queued_samples += item[1].size
+                if self._queued_samples > self._backlog:
+                    self._drop_oldest()
+            self._work.notify_all()
+
+    def _drop_oldest(self) -> None:
+        """Drop the oldest items until the backlog holds; detection restarts there (the
+        worker logs it: nothing slow here, in the producer's thread)."""
+        dropped = popped = 0
+        while self._queued_samples > self._backlog and len(self._queue) > 1:
+            item = self._queue.popleft()  # samples, or a gap that the restart stands for
+            popped += 1
+            self._unfinished -= 1
+            if item[0] == "samples":
+                self._queued_samples -= item[1].size
+                dropped += item[1].size
+        if not popped:
+            return
+        if self._queue[0][0] == "gap":
+            self._queue[0] = ("gap", True)
+        else:
+            self._queue.appendleft(("gap", True))
+            self._unfinished += 1
+        self.dropped_samples += dropped
+
+    def _run(self) -> None:
+        while True:
+            with self._work:
+                self._work.wait_for(lambda: bool(self._queue))
+                item = self._queue.popleft()
+                if item[0] == "samples":
+                    self._queued_samples -= item[1].size
+            try:
+                if item[0] != "stop":
+                    self._process(item)
+            except Exception:  # one bad block must not end the live display
+                log.exception("live heart rate: %s failed", item[0])
+                if self._finder is not None:
+                    self._finder.restart()
+            finally:
+                with self._work:
+                    self._unfinished -= 1
+                    self._work.notify_all()
+            if item[0] == "stop":
+                return
+
+    def _process(self, item: tuple) -> None:
+        finder = self._finder
+        assert finder is not None
+        if item[0] == "samples":
+            _, timestamps, column = item
+            beats = finder.add(timestamps, column)
+            self._took(timestamps)
+        elif item[0] == "gap":
+            if item[1]:
+                log.warning("live heart rate: detection fell behind; ECG dropped (%d samples "
+                            "so far), detection restarts", self.dropped_samples)
+            beats = []
+            with self._lock:
+                self._segment_start = True
+            finder.restart()
+        else:  # flush
+            beats = finder.flush()
+        for t, after_gap in beats:
+            self._add_beat(t, math.nan if after_gap else None)
+
+    def _took(self, timestamps: np.ndarray) -> None:
+        with self._lock:
+            self._since = float(timestamps[0]) if self._since is None else self._since
+            self._newest = float(timestamps[-1])
 
     # ------------------------------------------------------------------ GUI side
 

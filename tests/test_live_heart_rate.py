@@ -13,11 +13,13 @@ import pytest
 from PySide6.QtGui import QColor
 from pytestqt.qtbot import QtBot
 
+from qst_station import live_heart_rate
 from qst_station.clock import SimulatedClock
 from qst_station.gui.heart_rate_panel import AVERAGE_COLOR, RR_COLOR, HeartRatePanel
 from qst_station.hrv import hrv_summary
 from qst_station.live_heart_rate import (
     AVERAGE_BEATS,
+    BACKLOG_S,
     LOOKBACK_S,
     SETTLE_S,
     STEP_S,
@@ -28,6 +30,7 @@ from qst_station.recording import Channel, Recording, SessionInfo, StreamSpec
 from sim.ecg import FIRST_BEAT_S, EcgSimulator, beat_times, ecg_waveform, rr_series
 
 T0 = 5000.0  # program-clock time of the first ECG sample
+IDLE_S = 60.0  # generous: wait_idle returns as soon as the worker has caught up
 
 
 class ManualClock:
@@ -87,12 +90,22 @@ def started(live: LiveHeartRate, *specs: StreamSpec,
 
 
 def feed(recording: Recording, sim: SimulatedEcg, upto: float | None = None,
-         name: str = "ecg") -> None:
-    """Push the simulated ECG (up to time ``upto``) in random blocks."""
+         name: str = "ecg", since: float | None = None, paced: bool = True) -> None:
+    """Push the simulated ECG (from time ``since``, up to time ``upto``) in random blocks.
+
+    ``paced``: each block is processed by the :class:`LiveHeartRate` subscribers before the
+    next comes, as in a real-time run (pushing a minute of ECG at once would overflow the
+    worker's queue of :data:`BACKLOG_S`, which then drops the oldest blocks).
+    """
+    followers = [s for s in recording._subscribers if isinstance(s, LiveHeartRate)]
     for block in sim.blocks():
         if upto is not None and sim.times[block.start] >= upto:
             return
+        if since is not None and sim.times[block.start] < since:
+            continue
         recording.push(name, sim.times[block], sim.ecg[block, None])
+        for live in followers if paced else ():
+            assert live.wait_idle(IDLE_S)
 
 
 # ------------------------------------------------------------------ beats from an ECG
@@ -105,6 +118,7 @@ def test_every_true_beat_is_found_with_its_rr_within_2_ms(rate_hz: float) -> Non
     recording = started(live, ecg_spec(rate_hz))
     feed(recording, sim)
     recording.stop("success")
+    assert live.wait_idle(IDLE_S)
     snap = live.snapshot()
     assert snap.beat_times.size == sim.beats.size  # none missed, none extra
     assert np.max(np.abs(snap.beat_times - sim.beats)) < 0.002
@@ -122,6 +136,7 @@ def test_live_beats_equal_the_offline_detector_on_the_whole_recording() -> None:
     recording = started(live, ecg_spec(500.0))
     feed(recording, sim)
     recording.stop("success")
+    assert live.wait_idle(IDLE_S)
     offline = hrv_summary((sim.times, sim.ecg))["beat_times_s"]
     assert np.allclose(live.snapshot().beat_times, offline, rtol=0.0, atol=1e-6)
 
@@ -134,6 +149,7 @@ def test_beats_are_final_once_reported_and_come_within_a_second() -> None:
     largest_block_s = 0.3
     for block in sim.blocks(seed=5, max_s=largest_block_s):
         recording.push("ecg", sim.times[block], sim.ecg[block, None])
+        assert live.wait_idle(IDLE_S)
         beats = live.snapshot().beat_times
         assert np.array_equal(beats[:reported.size], reported)  # never revised
         newest = sim.times[min(block.stop, sim.times.size) - 1]
@@ -151,6 +167,7 @@ def test_the_beat_buffer_keeps_the_newest_beats() -> None:
     recording = started(live, ecg_spec(250.0))
     feed(recording, sim)
     recording.stop("success")
+    assert live.wait_idle(IDLE_S)
     snap = live.snapshot()
     assert snap.beat_times.size == 20
     assert np.allclose(snap.beat_times, sim.beats[-20:], atol=0.002)
@@ -219,6 +236,7 @@ def test_signal_lost_after_a_few_seconds_without_a_beat_and_back() -> None:
     clock.t = T0 + 4.5
     assert live.snapshot().state == "lost"  # started, and nothing came
     feed(recording, sim, upto=T0 + 20.0)
+    assert live.wait_idle(IDLE_S)
     clock.t = T0 + 20.0
     snap = live.snapshot()
     assert snap.state == "ok" and snap.latest_bpm is not None and 50 < snap.latest_bpm < 80
@@ -228,9 +246,8 @@ def test_signal_lost_after_a_few_seconds_without_a_beat_and_back() -> None:
     assert lost.state == "lost" and lost.latest_bpm is None and lost.latest_rr_s is None
     assert lost.beat_times.size == snap.beat_times.size  # the history stays
     # the stream comes back after a 15-s gap: no RR spans it
-    for block in sim.blocks():
-        if sim.times[block.start] >= T0 + 35.0:
-            recording.push("ecg", sim.times[block], sim.ecg[block, None])
+    feed(recording, sim, since=T0 + 35.0)
+    assert live.wait_idle(IDLE_S)
     clock.t = T0 + 60.0
     back = live.snapshot()
     assert back.state == "ok"
@@ -249,6 +266,7 @@ def test_a_flat_line_gives_no_beats_and_the_signal_is_lost() -> None:
     live = LiveHeartRate(clock=clock)
     recording = started(live, ecg_spec(500.0), clock=clock)
     feed(recording, sim)
+    assert live.wait_idle(IDLE_S)
     clock.t = T0 + 30.0
     snap = live.snapshot()
     assert snap.state == "lost" and snap.beat_times[-1] < T0 + 10.0
@@ -265,10 +283,9 @@ def test_nan_samples_and_gap_events_break_the_rr_series() -> None:
     feed(recording, sim, upto=T0 + 25.0)
     recording.event("stream_gap", {"stream": "ecg", "state": "lost"})
     recording.event("stream_gap", {"stream": "ecg", "state": "back"})
-    for block in sim.blocks():
-        if sim.times[block.start] >= T0 + 25.0:
-            recording.push("ecg", sim.times[block], sim.ecg[block, None])
+    feed(recording, sim, since=T0 + 25.0)
     recording.stop("success")
+    assert live.wait_idle(IDLE_S)
     snap = live.snapshot()
     breaks = snap.beat_times[np.isnan(snap.rr_s)]
     assert breaks.size == 3  # the first beat, after the dropout, after the gap event
@@ -298,9 +315,120 @@ def test_snapshots_are_consistent_while_beats_arrive() -> None:
     reader = threading.Thread(target=read)
     reader.start()
     feed(recording, sim)
+    recording.stop("success")
+    assert live.wait_idle(IDLE_S)
     done.set()
     reader.join()
     assert not problems
+    assert live.snapshot().beat_times.size == sim.beats.size
+
+
+# ------------------------------------------------------------------ off the producer's thread
+
+
+class BlockedDetector:
+    """Stands in for ``detect_r_peaks``: notes the calling thread and, until released,
+    waits (with a long safety timeout, so a synchronous caller fails instead of hanging)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, blocked: bool = True) -> None:
+        self.real = live_heart_rate.detect_r_peaks
+        self.threads: set[int] = set()
+        self.entered = threading.Event()
+        self.released = threading.Event()
+        if not blocked:
+            self.released.set()
+        monkeypatch.setattr(live_heart_rate, "detect_r_peaks", self)
+
+    def __call__(self, ecg: np.ndarray, rate_hz: float) -> np.ndarray:
+        self.threads.add(threading.get_ident())
+        self.entered.set()
+        self.released.wait(30.0)
+        return self.real(ecg, rate_hz)
+
+
+def test_detection_runs_in_the_worker_not_in_the_producers_thread(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    detector = BlockedDetector(monkeypatch, blocked=False)
+    sim = SimulatedEcg(500.0, duration_s=20.0)
+    live = LiveHeartRate()
+    recording = started(live, ecg_spec(500.0))
+    feed(recording, sim)
+    recording.stop("success")
+    assert live.wait_idle(IDLE_S)
+    assert detector.threads and threading.get_ident() not in detector.threads
+    assert live._worker is not None and detector.threads == {live._worker.ident}
+    assert np.allclose(live.snapshot().beat_times, sim.beats, atol=0.002)
+    live._worker.join(IDLE_S)
+    assert not live._worker.is_alive()  # on_stop flushed and ended it
+
+
+def test_samples_are_taken_while_the_worker_is_busy(monkeypatch: pytest.MonkeyPatch) -> None:
+    detector = BlockedDetector(monkeypatch)
+    sim = SimulatedEcg(500.0, duration_s=20.0)
+    live = LiveHeartRate()
+    recording = started(live, ecg_spec(500.0))
+    for block in sim.blocks():
+        times = sim.times[block].copy()
+        recording.push("ecg", times, sim.ecg[block, None])  # returns: detection is queued
+        times[:] = 0.0  # the producer reuses its buffer: the queued block is a copy
+        if sim.times[block.start] > T0 + 2.0:
+            assert detector.entered.wait(IDLE_S)  # the worker sits in detection ...
+    assert threading.get_ident() not in detector.threads
+    assert not live.wait_idle(0.05)  # ... so the blocks wait in the queue
+    assert live.snapshot().beat_times.size == 0
+    recording.stop("success")  # returns too: the flush is queued behind the samples
+    detector.released.set()
+    assert live.wait_idle(IDLE_S)
+    snap = live.snapshot()
+    assert snap.beat_times.size == sim.beats.size and live.dropped_samples == 0
+    assert np.max(np.abs(snap.beat_times - sim.beats)) < 0.002
+
+
+def test_a_worker_far_behind_drops_the_oldest_blocks_and_restarts(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    detector = BlockedDetector(monkeypatch)
+    rate, pushed_s = 500.0, BACKLOG_S + 20.0
+    sim = SimulatedEcg(rate, duration_s=pushed_s + 20.0)
+    live = LiveHeartRate()
+    recording = started(live, ecg_spec(rate))
+    feed(recording, sim, upto=T0 + 2.0, paced=False)
+    assert detector.entered.wait(IDLE_S)  # the worker is stuck from about the first second
+    feed(recording, sim, since=T0 + 2.0, upto=T0 + pushed_s, paced=False)
+    assert live._queued_samples <= BACKLOG_S * rate  # bounded
+    assert live.dropped_samples > 0
+    kept_from = min(item[1][0] for item in live._queue if item[0] == "samples")
+    assert T0 + pushed_s - BACKLOG_S - 0.5 < kept_from < T0 + pushed_s - BACKLOG_S + 0.5
+    detector.released.set()
+    feed(recording, sim, since=T0 + pushed_s)
+    recording.stop("success")
+    assert live.wait_idle(IDLE_S)
+    snap = live.snapshot()
+    after = snap.beat_times > kept_from
+    first_after = int(np.argmax(after))
+    assert after.any() and np.isnan(snap.rr_s[first_after])  # no RR across the drop
+    assert np.all(np.isfinite(snap.rr_s[first_after + 1:]))
+    true_after = sim.beats[sim.beats > kept_from + 1.0]
+    found = snap.beat_times[snap.beat_times > kept_from + 1.0]
+    assert found.size == true_after.size and np.max(np.abs(found - true_after)) < 0.002
+    assert not np.any((snap.beat_times > T0 + 2.0) & (snap.beat_times < kept_from))
+    assert caplog.text.count("detection fell behind") == 1  # logged once, by the worker
+
+
+def test_close_ends_the_worker_and_nothing_more_is_taken() -> None:
+    sim = SimulatedEcg(500.0, duration_s=20.0)
+    live = LiveHeartRate()
+    recording = started(live, ecg_spec(500.0))
+    feed(recording, sim, upto=T0 + 10.0)
+    assert live.close(IDLE_S)
+    assert live._worker is not None and not live._worker.is_alive()
+    beats = live.snapshot().beat_times
+    assert beats.size > 0 and np.all(beats < T0 + 10.0)  # what was queued was processed
+    feed(recording, sim)
+    recording.stop("success")
+    assert live.wait_idle(IDLE_S) and np.array_equal(live.snapshot().beat_times, beats)
+    rr_only = LiveHeartRate()
+    started(rr_only, rr_spec())
+    assert rr_only._worker is None and rr_only.close() and rr_only.wait_idle(0.0)
 
 
 # ------------------------------------------------------------------ the real LSL path
@@ -329,6 +457,7 @@ def test_the_simulated_ecg_over_lsl_gives_its_true_beats() -> None:
         ecg_inlet.disconnect()
         rr_inlet.disconnect()
         recording.stop("success")
+        assert from_ecg.wait_idle(IDLE_S)
     finally:
         sim.close()
     truth = np.array([b.time for b in sim.beats])
@@ -371,11 +500,13 @@ def test_the_panel_shows_the_heart_rate_and_tachogram(qtbot: QtBot, tmp_path: Pa
     assert panel.hr_label.text() == "—"
     assert panel.status_label.text() == "Waiting for beats…"
     feed(recording, sim, upto=T0 + 2.0)  # one beat out: no RR yet
+    assert live.wait_idle(IDLE_S)
     clock.t = T0 + 2.0
     qtbot.waitUntil(lambda: panel.last_snapshot is not None
                     and panel.last_snapshot.beat_times.size == 1, timeout=5000)
     assert panel.hr_label.text() == "—" and panel.rr_label.text() == "RR — ms"
     feed(recording, sim, upto=T0 + 85.0)
+    assert live.wait_idle(IDLE_S)
     clock.t = T0 + 85.0
     qtbot.waitUntil(lambda: panel.last_snapshot is not None
                     and panel.last_snapshot.now == clock.t, timeout=5000)
