@@ -849,27 +849,5 @@ def hrv_command(session_path: str, as_json: bool, store: bool) -> None:
         click.echo(f"stored in {session_path}: /analysis/hrv", err=as_json)
 
 
-@main.command("hrv")
-@click.argument("session_path", metavar="SESSION.h5")
-@click.option("--json", "as_json", is_flag=True, help="Print the analysis as JSON.")
-@click.option("--store", is_flag=True,
-              help="Also write it into the file as /analysis/hrv (replacing an earlier one).")
-def hrv_command(session_path: str, as_json: bool, store: bool) -> None:
-    """HRV per epoch (parts, baseline, blocks, stimulus windows) and HR responses."""
-    import json
-
-    from qst_station import session as session_file
-    from qst_station.hrv_epochs import HrvStoreError, analyze, format_hrv, store_hrv
-    from qst_station.recording import plain
-
-    try:
-        result = store_hrv(session_path) if store else analyze(session_file.open(session_path))
-    except (session_file.SessionReadError, HrvStoreError, OSError) as error:
-        raise click.ClickException(str(error)) from None
-    click.echo(json.dumps(plain(result), indent=2) if as_json else format_hrv(result))
-    if store:
-        click.echo(f"stored in {session_path}: /analysis/hrv", err=as_json)
-
-
 if __name__ == "__main__":
     main()
