@@ -168,7 +168,8 @@ def _phase_epochs(session: Session, source: HeartSource) -> list[Epoch]:
     for part, event in session.events:
         if event.kind != "phase" or part not in source.part_spans:
             continue
-        key = (part, str(event.payload.get("name", "")), event.payload.get("run"))
+        run = event.payload.get("run")
+        key = (part, str(event.payload.get("name", "")), None if run is None else str(run))
         state = event.payload.get("state")
         if state == "start":
             opened.setdefault(key, []).append(event.timestamp)
