@@ -32,12 +32,25 @@ MAX_GRACE_S = 0.05
 SPIN_S = 0.002  # the last part of a delay is spun, not slept
 
 
+@dataclass(frozen=True)
+class ScannerStatus:
+    """What the scanner view shows (program-clock times)."""
+
+    last_volume: int | None  # newest received trigger's volume (dummies included)
+    last_trigger_time: float | None
+    tr_s: float
+    next_trial: int | None  # the armed trial, None between trials
+    next_volume: int | None
+    next_due: float | None  # when its stimulus is due (None before the first trigger)
+
+
 @dataclass
 class _Armed:
     volume: int
     delay_s: float
     start: Callable[[], None]
     blind_allowed: bool = True
+    trial: int | None = None
     arrived: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
     cancelled: bool = False
@@ -70,6 +83,11 @@ class VolumeFollower:
     def latest(self) -> tuple[int, float] | None:
         with self._lock:
             return self._latest
+
+    @property
+    def armed(self) -> _Armed | None:
+        with self._lock:
+            return self._armed
 
     def due(self, volume: int) -> float | None:
         """When ``volume``'s trigger is expected (None before the first trigger)."""
@@ -164,6 +182,20 @@ class ScannerLockedDelivery:
     def close(self) -> None:
         self._follower.close()
 
+    def status(self) -> ScannerStatus:
+        """The newest volume and the next stimulus; safe on any thread (e.g. the GUI's)."""
+        follower = self._follower
+        latest, job = follower.latest, follower.armed
+        due = None
+        if job is not None and not job.done.is_set():
+            when = follower.due(job.volume)
+            due = None if when is None else when + job.delay_s
+        else:
+            job = None
+        return ScannerStatus(latest[0] if latest else None, latest[1] if latest else None,
+                             self.tr_s, job.trial if job else None, job.volume if job else None,
+                             due)
+
     def abort(self) -> None:
         for device, stop in ((self.thermode, "abort"), (self.cuff, "stop")):
             if device is not None:
@@ -181,7 +213,7 @@ class ScannerLockedDelivery:
         device_trigger = p.get("start") == "device-trigger"
         job = _Armed(int(p["volume"]), float(p["delay_s"]),
                      self._arm_input if device_trigger else self._start,
-                     blind_allowed=not device_trigger)
+                     blind_allowed=not device_trigger, trial=int(p["trial"]))
         self._await_start(job, follower, p, run)
         return self._after_onset(job, stimulus, run)
 

@@ -169,6 +169,31 @@ def test_the_thermodes_own_trigger_input_can_start_the_stimuli(tmp_path: Path) -
         assert thermode.values[later, 1:].mean() > 33.0
 
 
+def test_the_scanner_view_sees_the_next_stimulus_coming(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = []
+    original = ScannerLockedDelivery._await_start
+
+    def watch(self, job, follower, p, run_context):  # noqa: ANN001, ANN202
+        import threading
+
+        def look() -> None:
+            while not job.done.is_set():
+                seen.append(self.status())
+                run_context.clock.sleep(0.05)
+
+        threading.Thread(target=look, daemon=True).start()
+        return original(self, job, follower, p, run_context)
+
+    monkeypatch.setattr(ScannerLockedDelivery, "_await_start", watch)
+    path, _ = run(tmp_path, "status.h5")
+    armed = [s for s in seen if s.next_trial == 2 and s.next_due is not None]
+    assert armed and {s.next_volume for s in armed} == {19}
+    triggers = trigger_times(session.open(path))
+    assert all(s.next_due == pytest.approx(triggers[19] + 0.25, abs=0.01) for s in armed[-3:])
+    assert all(s.last_volume <= 19 and s.tr_s == 0.5 for s in armed)  # 19: in its delay
+
+
 def test_a_stop_during_a_stimulus_aborts_the_thermode_and_keeps_the_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     original = ScannerLockedDelivery._after_onset
