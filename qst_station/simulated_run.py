@@ -9,7 +9,6 @@ parameters. Each role's simulated station is built by a function in :data:`BUILD
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from qst_station.deliver_thermal import ThermalDelivery
 from qst_station.recorders import record_responses, record_status, record_thermode
 from qst_station.recording import Recording, SessionInfo
 from qst_station.runner import Delivery, ProtocolRunner, RunAborted
+from qst_station.session_setup import session_file_name
 from qst_station.session_writer import SessionWriter
 from qst_station.simulated_pressure import PRESSURE_BUILDERS
 from qst_station.simulated_scanner import SCANNER_BUILDERS
@@ -108,8 +108,8 @@ LAST_ROLES = ("scanner",)  # built after the devices they drive
 
 
 def session_path(out_dir: Path, participant: str, visit: str, protocol: str) -> Path:
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return out_dir / f"sub-{participant}_ses-{visit}_{protocol}_{stamp}.h5"
+    """``out_dir/sub-<participant>_ses-<visit>_<protocol>_<UTC stamp now>.h5``."""
+    return out_dir / session_file_name(participant, visit, protocol)
 
 
 def run_simulated(protocol: ProtocolFile, clock: Clock, path: Path,
