@@ -90,6 +90,8 @@ class CuffDriver:
         self._lock = threading.RLock()
         self._replies: queue.Queue[wire.Reply] = queue.Queue()
         self._stop_acked = threading.Event()
+        self._write_lock = threading.Lock()  # orders STOP against a START decided before it
+        self._generation = 0  # STOPs so far
         self._closing = threading.Event()
         self._threads: list[threading.Thread] = []
         self._notifier = Notifier("cuff")
@@ -263,15 +265,22 @@ class CuffDriver:
             self._transact(wire.SetMode(MODES[mode]))
             self.stop_mode = mode
 
-    def start(self, force: bool = False) -> int:
+    @property
+    def generation(self) -> int:
+        """Counts STOPs; pass it to :meth:`start` so that a STOP in between cancels it."""
+        return self._generation
+
+    def start(self, force: bool = False, generation: int | None = None) -> int:
         """Run the loaded programs; the device time (ms) of the start. The device refuses
-        (:class:`DeviceRefused`, code ``VAS``) unless the VAS reads 0, unless ``force``."""
+        (:class:`DeviceRefused`, code ``VAS``) unless the VAS reads 0, unless ``force``.
+        With ``generation`` (read when the start was decided), a :meth:`stop` since then
+        cancels it: START is never written after that STOP."""
         with self._lock:
             self._idle("start")
             if not self.programs:
                 raise LimitError(f"{self.port}: start: no program is loaded")
             try:
-                reply = self._transact(wire.Start(force))
+                reply = self._transact(wire.Start(force), generation)
             except DeviceRefused as exc:
                 if exc.code != "VAS":
                     raise
@@ -284,7 +293,9 @@ class CuffDriver:
     def stop(self) -> None:
         """``STOP``: both outlets deflate now; does not wait for a command in progress."""
         self._stop_acked.clear()
-        self._write(STOP_LINE)
+        with self._write_lock:  # a START decided before this STOP is not written after it
+            self._generation += 1
+            self._write(STOP_LINE)
         if threading.current_thread() in self._threads:
             return
         if not self._stop_acked.wait(self.reply_timeout_s):
@@ -314,14 +325,18 @@ class CuffDriver:
             self._lost(exc)
             raise
 
-    def _transact(self, cmd: wire.Command) -> wire.Reply:
-        """Write ``cmd`` and return its reply. Anything but a refusal also sends STOP."""
+    def _transact(self, cmd: wire.Command, generation: int | None = None) -> wire.Reply:
+        """Write ``cmd`` and return its reply. Anything but a refusal also sends STOP.
+        With ``generation``: not written if a STOP came since (DeviceError)."""
         raw = wire.encode_command(cmd)
         text = raw.decode().strip()
         with self._lock:
             while not self._replies.empty():
                 self._replies.get_nowait()
-            self._write(raw)
+            with self._write_lock:
+                if generation is not None and generation != self._generation:
+                    raise DeviceError(f"{self.port}: {text!r} not sent: STOP was requested")
+                self._write(raw)
             deadline = time.monotonic() + self.reply_timeout_s
             try:
                 while True:

@@ -130,13 +130,21 @@ class InOrder:
 
     def __init__(self, procedures: list[Any]) -> None:
         self.procedures = list(procedures)
+        self.skipped: set[int] = set()  # indices of procedures the operator skipped
 
     @property
     def done(self) -> bool:
-        return all(p.done for p in self.procedures)
+        return all(p.done or i in self.skipped for i, p in enumerate(self.procedures))
 
     def _current(self) -> Any:
-        return next((p for p in self.procedures if not p.done), None)
+        return next((p for i, p in enumerate(self.procedures)
+                     if not p.done and i not in self.skipped), None)
+
+    def skip_current(self) -> None:
+        """End the current procedure now; its measures are left out of :meth:`result`."""
+        current = self._current()
+        if current is not None:
+            self.skipped.add(self.procedures.index(current))
 
     def next_stimulus(self) -> Stimulus | None:
         current = self._current()
@@ -149,4 +157,5 @@ class InOrder:
         current.record(answer)
 
     def result(self) -> list[Measure]:
-        return [m for p in self.procedures for m in p.result()]
+        return [m for i, p in enumerate(self.procedures) if i not in self.skipped
+                for m in p.result()]

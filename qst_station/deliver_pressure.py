@@ -45,8 +45,9 @@ from protocols.base import (
     ProtocolError,
     Stimulus,
 )
+from qst_station.deliver_thermal import start_unless_stopped
 from qst_station.ppt_feedback import PptSettings, PptTracker
-from qst_station.runner import RunAborted, RunContext
+from qst_station.runner import RunContext
 
 
 @dataclass(frozen=True)
@@ -399,7 +400,7 @@ class PressureDelivery:
         deadline = run.clock.now() + 10.0
         while True:
             try:
-                self.cuff.start()
+                start_unless_stopped(self.cuff, run)
                 return
             except DeviceError as exc:
                 if getattr(exc, "code", "") != "VAS" or run.clock.now() > deadline:
@@ -449,7 +450,7 @@ class PressureDelivery:
         except queue.Empty:
             if run.stopped.is_set():
                 self.abort()
-                raise RunAborted("stopped by the operator") from None
+                raise run.abort_error() from None
             return None
 
 

@@ -26,7 +26,7 @@ from drivers.cuff_program import Inc, Step
 from drivers.errors import DeviceError
 from drivers.responses import Response
 from protocols.base import DONE, RATING, SCANNER_LOCKED, Answer, ProtocolError, Stimulus
-from qst_station.runner import RunAborted, RunContext
+from qst_station.runner import RunContext
 
 MAX_GRACE_S = 0.05
 SPIN_S = 0.002  # the last part of a delay is spun, not slept
@@ -212,7 +212,7 @@ class ScannerLockedDelivery:
         run.announce(stimulus)
         device_trigger = p.get("start") == "device-trigger"
         job = _Armed(int(p["volume"]), float(p["delay_s"]),
-                     self._arm_input if device_trigger else self._start,
+                     self._arm_input if device_trigger else self._start_for(run),
                      blind_allowed=not device_trigger, trial=int(p["trial"]))
         self._await_start(job, follower, p, run)
         return self._after_onset(job, stimulus, run)
@@ -233,11 +233,21 @@ class ScannerLockedDelivery:
             self.cuff.program(int(p["outlet"]), [Inc(p["rise"], rise_s),
                                                  Step(p["target"], p["plateau_s"])])
 
-    def _start(self) -> None:
-        if self.thermode is not None:
-            self.thermode.start()
-        else:
-            self.cuff.start()
+    def _start_for(self, run: RunContext) -> Callable[[], None]:
+        """The start for the starter thread; read now so that a STOP from here on cancels
+        it (driver generation) or follows it."""
+        device = self.thermode if self.thermode is not None else self.cuff
+        generation = getattr(device, "generation", None)
+
+        def start() -> None:
+            if run.stopped.is_set():
+                raise run.abort_error()
+            if generation is None:
+                device.start()
+            else:
+                device.start(generation=generation)
+
+        return start
 
     def _arm_input(self) -> None:
         """Device-trigger mode: the trigger has come; the stimulator started on its own."""
@@ -256,7 +266,7 @@ class ScannerLockedDelivery:
                 job.cancelled = True
                 job.arrived.set()
                 self.abort()
-                raise RunAborted("stopped by the operator")
+                raise run.abort_error()
             due = follower.due(job.volume)
             if cue_s > 0 and not cued and due is not None \
                     and run.clock.now() >= due + job.delay_s - cue_s:
@@ -267,6 +277,8 @@ class ScannerLockedDelivery:
     def _after_onset(self, job: _Armed, stimulus: Stimulus, run: RunContext) -> Answer:
         p = stimulus.params
         if job.error is not None:
+            if run.stopped.is_set():
+                raise run.abort_error()
             if not isinstance(job.error, (ProtocolError, DeviceError)):
                 raise job.error
             self.abort()
@@ -316,7 +328,7 @@ class ScannerLockedDelivery:
                 response = self._ratings.get(timeout=min(left, 0.05) / run.clock.speed)
             except queue.Empty:
                 if run.stopped.is_set():
-                    raise RunAborted("stopped by the operator") from None
+                    raise run.abort_error() from None
                 continue
             if response.timestamp >= prompt:
                 run.recording.event("rating", {"stimulus": p["trial"], "scale": "VAS 0-100",

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from drivers.errors import DeviceError
 from drivers.responses import Response
 from protocols.base import (
     CUTOFF,
@@ -31,7 +32,7 @@ from protocols.base import (
     Stimulus,
 )
 from qst_station.live_buffer import LiveBuffer
-from qst_station.runner import RunAborted, RunContext
+from qst_station.runner import RunContext
 
 RAMP_MARGIN_S = 1.0  # wait this long past the planned end of a ramp for its press
 PARADOXICAL_BUTTON = 2  # TSL: the participant reports a cold ramp felt warm or hot
@@ -159,7 +160,7 @@ class ThermalDelivery:
     # -- shared ------------------------------------------------------------------------------
     def _start(self, stimulus: Stimulus, trial: int, run: RunContext, target: float) -> float:
         p = stimulus.params
-        self.thermode.start()
+        start_unless_stopped(self.thermode, run)
         onset = run.clock.now()
         run.recording.event("stimulus_onset", {
             "device": self.name, "test": stimulus.test, "trial": trial,
@@ -188,7 +189,7 @@ class ThermalDelivery:
             except queue.Empty:
                 if run.stopped.is_set():
                     self.thermode.abort()
-                    raise RunAborted("stopped by the operator") from None
+                    raise run.abort_error() from None
                 continue
             if response.timestamp >= after:
                 return response
@@ -222,6 +223,24 @@ class ThermalDelivery:
             raise ProtocolError("no temperature samples from the thermode")
         i = max(0, int(np.searchsorted(times, timestamp, side="right")) - 1)
         return float(np.mean(values[i, 1:]))  # zones 1-5 (column 0 is the neutral sensor)
+
+
+def start_unless_stopped(device: Any, run: RunContext) -> None:
+    """``device.start()``, never after a STOP: a stop before this call raises the run's
+    abort error, and one during it (it sets ``stopped``, then aborts the device) cancels the
+    start where the driver supports it (TCS II generation) or is followed by the abort."""
+    generation = getattr(device, "generation", None)
+    if run.stopped.is_set():
+        raise run.abort_error()
+    try:
+        if generation is None:
+            device.start()
+        else:
+            device.start(generation=generation)
+    except DeviceError:
+        if run.stopped.is_set():
+            raise run.abort_error() from None
+        raise
 
 
 def _drain(source: queue.SimpleQueue[Response]) -> None:

@@ -28,7 +28,12 @@ class RunContext:
         self.recording = recording
         self.clock = recording.clock
         self.stopped = threading.Event()
+        self.stop_reason = "stopped by the operator"
         self.listeners: list[Callable[[Stimulus], None]] = []  # see each instruction
+
+    def abort_error(self) -> RunAborted:
+        """What a delivery raises once :attr:`stopped` is set."""
+        return RunAborted(self.stop_reason)
 
     def announce(self, stimulus: Stimulus) -> None:
         """Show ``stimulus``'s instructions (GUI, simulated participant or examiner)."""
@@ -38,7 +43,7 @@ class RunContext:
     def wait(self, seconds: float) -> None:
         """Sleep ``seconds`` of clock time; RunAborted if the operator stops meanwhile."""
         if self.stopped.wait(seconds / self.clock.speed if seconds > 0 else 0):
-            raise RunAborted("stopped by the operator")
+            raise self.abort_error()
 
 
 class Delivery(TypingProtocol):
@@ -65,17 +70,48 @@ class ProtocolRunner:
         self.context = RunContext(recording)
         self.deliveries = list(deliveries)
         self._by_kind = {kind: d for d in self.deliveries for kind in d.kinds}
+        self._resume = threading.Event()
+        self._resume.set()
+        self._skip = self._repeat = False
 
     @property
     def listeners(self) -> list[Callable[[Stimulus], None]]:
         return self.context.listeners
 
-    def stop(self) -> None:
-        """Stop the run from any thread: the current stimulus is aborted."""
+    def stop(self, reason: str = "stopped by the operator") -> None:
+        """Stop the run from any thread: the current stimulus is aborted, every device made
+        safe at once (before this returns), the run ends as ``aborted`` with ``reason``."""
+        self.context.stop_reason = reason
         self.context.stopped.set()
+        self._resume.set()
         failures = self._make_safe()
         if failures:
             raise failures[0]
+
+    def pause(self) -> None:
+        """Hold before the next stimulus (the current one finishes)."""
+        if self._resume.is_set():
+            self._resume.clear()
+            self.recording.event("phase", {"name": "pause", "state": "start"})
+            self.progress("paused")
+
+    def resume(self) -> None:
+        if not self._resume.is_set():
+            self._resume.set()
+            self.recording.event("phase", {"name": "pause", "state": "end"})
+            self.progress("resumed")
+
+    @property
+    def paused(self) -> bool:
+        return not self._resume.is_set()
+
+    def skip_test(self) -> None:
+        """End the current test after the current stimulus (its measures are left out)."""
+        self._skip = True
+
+    def repeat_trial(self) -> None:
+        """Give the current stimulus again; its answer is kept in the file but not used."""
+        self._repeat = True
 
     def _make_safe(self) -> list[Exception]:
         """Abort every delivery's devices, even if one fails; the failures."""
@@ -92,13 +128,17 @@ class ProtocolRunner:
         self.recording.event("phase", {"name": self.name, "state": "start"})
         current, trial = "", 0
         try:
-            while (stimulus := self.procedure.next_stimulus()) is not None:
+            while (stimulus := self._next()) is not None:
                 if stimulus.test != current:
                     self._phase_change(current, stimulus.test)
                     current = stimulus.test
                 self.context.wait(stimulus.isi_s)
                 trial += 1
                 answer = self._delivery(stimulus).deliver(stimulus, trial, self.context)
+                if self._repeat:
+                    self._repeat = False
+                    self._record_trial(stimulus, answer, trial, discarded=True)
+                    continue
                 self.procedure.record(answer)
                 self._record_trial(stimulus, answer, trial)
         except BaseException:  # a stop, a device error, Ctrl-C: every device to safe state
@@ -113,6 +153,27 @@ class ProtocolRunner:
             self.recording.event("result", measure.as_payload())
         return measures
 
+    def _next(self) -> Stimulus | None:
+        """The next stimulus, after a pause and with a requested skip carried out."""
+        while not self._resume.wait(0.05):
+            if self.context.stopped.is_set():
+                break
+        if self.context.stopped.is_set():
+            raise self.context.abort_error()
+        stimulus = self.procedure.next_stimulus()
+        if self._skip and stimulus is not None:
+            self._skip = False
+            skip = getattr(self.procedure, "skip_current", None)
+            if skip is None:
+                self.progress(f"  {stimulus.test} cannot be skipped in this protocol")
+            else:
+                skip()
+                self.recording.event("note", {"message": f"{stimulus.test} skipped by the "
+                                                         "operator", "test": stimulus.test})
+                self.progress(f"  {stimulus.test} skipped")
+                stimulus = self.procedure.next_stimulus()
+        return stimulus
+
     def _delivery(self, stimulus: Stimulus) -> Delivery:
         delivery = self._by_kind.get(stimulus.kind)
         if delivery is None:
@@ -126,12 +187,16 @@ class ProtocolRunner:
         self.recording.event("phase", {"name": test, "state": "start"})
         self.progress(f"{test}:")
 
-    def _record_trial(self, stimulus: Stimulus, answer: Answer, trial: int) -> None:
+    def _record_trial(self, stimulus: Stimulus, answer: Answer, trial: int,
+                      discarded: bool = False) -> None:
         unit = str(answer.extra.get("unit", ""))
+        extra = {"discarded": True} if discarded else {}
         self.recording.event("trial", {
             "test": stimulus.test, "repetition": stimulus.repetition, "trial": trial,
             "answer": answer.kind, "value": answer.value, "unit": unit,
             "site": stimulus.site, **{k: v for k, v in stimulus.params.items()
-                                      if isinstance(v, (int, float, str))}})
+                                      if isinstance(v, (int, float, str))}, **extra})
         value = "-" if answer.value is None else f"{answer.value:.2f}"
-        self.progress(f"  {stimulus.test} {stimulus.repetition}: {answer.kind} {value} {unit}")
+        note = " (discarded: repeated)" if discarded else ""
+        self.progress(f"  {stimulus.test} {stimulus.repetition}: {answer.kind} {value} "
+                      f"{unit}{note}")

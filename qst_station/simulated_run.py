@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from drivers.responses import SerialButtonBox
 from drivers.tcs import TcsDriver
 from protocols.base import Measure
@@ -25,10 +23,9 @@ from qst_station.clock import Clock
 from qst_station.deliver_manual import ManualDelivery
 from qst_station.deliver_thermal import ThermalDelivery
 from qst_station.recorders import record_responses, record_status, record_thermode
-from qst_station.recording import Recording, SessionInfo
-from qst_station.runner import Delivery, ProtocolRunner, RunAborted
+from qst_station.recording import Recording
+from qst_station.runner import Delivery
 from qst_station.session_setup import session_file_name
-from qst_station.session_writer import SessionWriter
 from qst_station.simulated_pressure import PRESSURE_BUILDERS
 from qst_station.simulated_scanner import SCANNER_BUILDERS
 from sim.button_box import SimulatedButtonBox
@@ -119,54 +116,16 @@ def run_simulated(protocol: ProtocolFile, clock: Clock, path: Path,
     """Run ``protocol`` on simulated devices into ``path``; returns the measures.
 
     ``options`` tune the simulated station (e.g. ``{"scanner": {"drop": {12}}}``)."""
-    participant = SimulatedParticipant(seed, model)
-    recording = Recording(clock)
-    writer = SessionWriter(path)
-    recording.subscribe(writer)
-    status, reason, measures = "failed", "", []
-    procedure = protocol.procedure(np.random.default_rng(seed))  # bad schedules fail first
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with ExitStack() as stack:
-        station = _station(protocol, clock, recording, participant, stack, seed, path,
-                           options or {}, progress)
-        protocol.check_devices(station.capabilities)
-        runner = ProtocolRunner(procedure, recording,
-                                station.deliveries, name=protocol.name, progress=progress)
-        runner.listeners.extend(station.listeners)
-        recording.start(SessionInfo(
-            participant.model.participant.code, visit, protocol=protocol.name,
-            operator="simulation", site=protocol.protocol.site,
-            devices=(*station.devices, {"kind": "button-box", "port": station.button_sim.port}),
-            simulation=participant.truth()))
-        for source in (station.buttons, station.scale):
-            source.connect()
-            stack.callback(source.disconnect)
-        for prepare in station.before_start:
-            prepare()
-        try:
-            measures = runner.run()
-            status = "success"
-        except RunAborted as stop:
-            status, reason = "aborted", str(stop)
-        except KeyboardInterrupt:  # run() has already made every device safe
-            status, reason = "aborted", "interrupted by the operator (Ctrl-C)"
-        except Exception as error:
-            reason = f"{type(error).__name__}: {error}"
-            raise
-        finally:
-            recording.stop(status, reason)
-            if status == "failed":  # the exit status must reach the file before we go on
-                writer.wait(30.0)
-    if not writer.wait(30.0):
-        raise RuntimeError(f"{path}: the writer did not finish within 30 s")
-    if writer.error:
-        raise RuntimeError(f"the session file was not completed: {writer.error}")
-    return measures
+    from qst_station.protocol_session import ProtocolSession
+
+    return ProtocolSession(protocol, clock, path, model, seed, visit, progress,
+                           options).run()
 
 
-def _station(protocol: ProtocolFile, clock: Clock, recording: Recording,
-             participant: SimulatedParticipant, stack: ExitStack, seed: int, path: Path,
-             options: dict[str, Any], progress: Callable[[str], None]) -> SimStation:
+def build_station(protocol: ProtocolFile, clock: Clock, recording: Recording,
+                  participant: SimulatedParticipant, stack: ExitStack, seed: int, path: Path,
+                  options: dict[str, Any], progress: Callable[[str], None]) -> SimStation:
+    """The simulated devices for ``protocol``'s roles, opened with their drivers."""
     box = stack.enter_context(SimulatedButtonBox(clock, seed=seed))
     station = SimStation(clock, recording, participant, stack, seed, box,
                          SerialButtonBox(box.port, clock=clock), SimulatedRatingScale(clock),

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from drivers import cuff_wire as wire
 from drivers.cuff import CuffDriver, CuffEvent, CuffSample, DeviceRefused
 from drivers.cuff_program import Dec, Inc, Step, plan_program
-from drivers.errors import LimitError, NotConnected
+from drivers.errors import DeviceError, LimitError, NotConnected
 from qst_station.clock import SimulatedClock
 from sim.cuff import CuffDevice, Outlet, SimulatedCuff
 from tests.helpers import wait_for
@@ -275,6 +275,20 @@ def test_stop_deflates_both_outlets(tmp_path: Path) -> None:
         assert r.wait(lambda: r.samples[-1].p1 < 1.0 and r.samples[-1].p2 < 1.0, 3.0)
         assert (r.samples[-1].target1, r.samples[-1].target2) == (0.0, 0.0)
         assert not r.driver.status().running
+
+
+def test_a_start_decided_before_a_stop_is_not_sent_after_it(tmp_path: Path) -> None:
+    with rig(tmp_path) as r:
+        r.driver.program(1, [Step(40.0, 30.0)])
+        decided = r.driver.generation
+        r.driver.stop()  # the operator's STOP comes in between
+        written = len(r.sim.device.lines)
+        with pytest.raises(DeviceError, match="not sent: STOP was requested"):
+            r.driver.start(generation=decided)
+        assert len(r.sim.device.lines) == written and not r.driver.status().running
+        r.driver.start(generation=r.driver.generation)  # a new decision starts it
+        assert r.wait(lambda: r.samples[-1].p1 > 5.0)
+        r.driver.stop()
 
 
 def test_pulled_cable_is_reported_and_reconnect_restores(tmp_path: Path) -> None:
