@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,8 @@ BODY_SITES = ("thenar", "lumbar painful site", "contralateral lumbar", "tibialis
 AGE_RANGE = (5, 110)  # years, inclusive
 _CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,31}")
 _LABEL = re.compile(r"[A-Za-z0-9]{1,32}")  # a BIDS label: letters and digits
+_CACHE: dict[Path, tuple[tuple[int, int], dict[str, Any] | None]] = {}
+_CACHE_LOCK = threading.Lock()
 _MONTHS = re.compile(r"(?:months?|mo|m)?[\s_-]*0*(\d{1,2})[\s_-]*(?:months?|mo|m)?")
 
 
@@ -111,7 +114,8 @@ class SessionSetup:
         if not code:
             out.append(("participant", "enter the participant's pseudonymous code"))
         elif why:
-            out.append(("participant", f"{why}; use a pseudonymous code"))
+            why = why.removeprefix(f"participant code {code!r} ")
+            out.append(("participant", f"{code!r} {why}; use a pseudonymous code"))
         elif not _CODE.fullmatch(code):
             out.append(("participant", f"code {code!r}: letters, digits and '-' only, at most "
                                        "32 (it names the session file)"))
@@ -207,7 +211,7 @@ def recent_participants(folder: str | Path, limit: int = 20,
     except OSError:
         return []
     for path in paths:
-        item = _read_root(path)
+        item = _cached_root(path)
         if item and (include_simulated or not item["simulated"]):
             seen.setdefault(item["code"], []).append(item)
     entries = [_entry(sorted(items, key=lambda i: i["time"], reverse=True))
@@ -223,6 +227,24 @@ def _entry(items: list[dict[str, Any]]) -> RecentParticipant:
     visits = tuple(dict.fromkeys(i["visit"] for i in items))
     return RecentParticipant(newest["code"], newest["visit"], newest["time"], sex, age,
                              newest["site"], visits)
+
+
+def _cached_root(path: Path) -> dict[str, Any] | None:
+    """:func:`_read_root`, remembered while the file's size and time are unchanged (about
+    1 ms a file on first sight: a rescan of thousands of files opens only new ones)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    key = (stat.st_mtime_ns, stat.st_size)
+    with _CACHE_LOCK:
+        known = _CACHE.get(path)
+    if known and known[0] == key:
+        return known[1]
+    item = _read_root(path)
+    with _CACHE_LOCK:
+        _CACHE[path] = (key, item)
+    return item
 
 
 def _read_root(path: Path) -> dict[str, Any] | None:
