@@ -4,6 +4,8 @@ z-scores per measure left to right in :data:`protocols.dfns.PROFILE_ORDER`, y fr
 (beyond that a triangle at the edge, the value written beyond it), the ±1.96 range of
 healthy subjects as a grey band, gain of function up, loss down. Rendered with pyqtgraph's
 ImageExporter; headless callers set ``QT_QPA_PLATFORM=offscreen`` before Qt is imported.
+:func:`draw_profile` draws the same figure into an on-screen pyqtgraph layout and
+:func:`profile_image` renders it to a ``QImage`` without running the event loop.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pyqtgraph as pg
 from pyqtgraph.exporters import ImageExporter
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QImage
 from PySide6.QtWidgets import QApplication
 
 from protocols.dfns import ABNORMAL_Z, PROFILE_ORDER
@@ -33,12 +35,7 @@ def save_profile_plot(profile: Profile, path: str | Path, *, participant: str = 
     view.setBackground("w")
     view.resize(width, height)
     layout = view.ci
-    layout.setContentsMargins(12, 8, 20, 8)
-    layout.addLabel(_title(profile, participant, profile.site if site is None else site),
-                    row=0, col=0, size="14pt", color=_BLACK)
-    plot = layout.addPlot(row=1, col=0)
-    _draw(plot, profile, list(order))
-    layout.addLabel(_footer(profile), row=2, col=0, size="10pt", color=_GREY)
+    draw_profile(layout, profile, participant=participant, site=site, order=order)
     layout.setGeometry(0, 0, width, height)  # a hidden view gets no resize event
     app.processEvents()  # let the layout place its items
     out = Path(path)
@@ -52,6 +49,42 @@ def save_profile_plot(profile: Profile, path: str | Path, *, participant: str = 
     view.close()
     view.deleteLater()
     return out
+
+
+def draw_profile(layout: pg.GraphicsLayout, profile: Profile, *, participant: str = "",
+                 site: str | None = None, order: Sequence[str] = PROFILE_ORDER) -> pg.PlotItem:
+    """Title, plot and footer of the profile into an empty ``layout`` (e.g. the ``ci`` of an
+    on-screen ``pg.GraphicsLayoutWidget``); the plot."""
+    layout.setContentsMargins(12, 8, 20, 8)
+    layout.addLabel(_title(profile, participant, profile.site if site is None else site),
+                    row=0, col=0, size="14pt", color=_BLACK)
+    plot = layout.addPlot(row=1, col=0)
+    _draw(plot, profile, list(order))
+    layout.addLabel(_footer(profile), row=2, col=0, size="10pt", color=_GREY)
+    return plot
+
+
+def profile_image(profile: Profile, *, participant: str = "", site: str | None = None,
+                  width: int = 1000, height: int = 600,
+                  order: Sequence[str] = PROFILE_ORDER) -> QImage:
+    """The PNG of :func:`save_profile_plot` as a ``QImage``, rendered without running the
+    event loop (safe inside a GUI slot; GUI thread only). Save or encode it on any thread."""
+    _app = QApplication.instance() or QApplication([])  # must outlive the export
+    view = pg.GraphicsLayoutWidget()
+    view.setBackground("w")
+    view.resize(width, height)
+    draw_profile(view.ci, profile, participant=participant, site=site, order=order)
+    view.ci.setGeometry(0, 0, width, height)
+    view.ci.layout.activate()  # place the items now instead of on a posted layout event
+    exporter = ImageExporter(view.ci)
+    exporter.parameters()["width"] = width
+    exporter.parameters()["height"] = height
+    exporter.parameters()["background"] = pg.mkColor("w")
+    exporter.parameters()["antialias"] = True
+    image = exporter.export(toBytes=True).copy()
+    view.close()
+    view.deleteLater()
+    return image
 
 
 def _draw(plot: pg.PlotItem, profile: Profile, order: list[str]) -> None:
