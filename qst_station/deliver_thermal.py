@@ -108,9 +108,12 @@ class ThermalDelivery:
             return self._yes_no(end + float(p.get("rating_window_s", 4.0)), run, onset)
         if not p.get("rate"):
             return Answer(DONE, None, end, {"unit": ""})
-        rating = self._next(self._ratings, end + float(p.get("rating_window_s", 8.0)), run,
-                            after=end)
+        window = float(p.get("rating_window_s", 8.0))
+        run.recording.event("rating_prompt", {"trial": trial, "scale": "NRS 0-100",
+                                              "timeout_s": window}, end)
+        rating = self._next(self._ratings, end + window, run, after=end)
         if rating is None:
+            run.recording.event("rating_timeout", {"trial": trial}, end + window)
             return Answer(RATING, None, run.clock.now(), {"unit": "NRS 0-100",
                                                           "missing": True})
         return Answer(RATING, float(rating.value), rating.timestamp, {"unit": "NRS 0-100"})

@@ -101,6 +101,8 @@ class SessionInfo:
     devices: tuple[Mapping[str, str], ...] = ()  # identity, firmware, port per device
     software_version: str = __version__
     simulation: Mapping[str, Any] | None = None  # a simulated participant's true parameters
+    # for reference data (root attributes of a new file): sex, age (years), body_sites (JSON)
+    participant_details: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

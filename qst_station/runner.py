@@ -85,6 +85,7 @@ class ProtocolRunner:
         self.context.stopped.set()
         self._resume.set()
         failures = self._make_safe()
+        self.recording.event("note", {"message": f"stop: {reason}"})
         if failures:
             raise failures[0]
 

@@ -40,6 +40,9 @@ class SessionFileError(RuntimeError):
     """The session file cannot be created or continued."""
 
 
+PARTICIPANT_DETAILS = ("sex", "age", "body_sites")  # optional root attributes
+
+
 class SessionWriter(Subscriber):
     """Writes a run into ``path``; ``resume`` continues an existing file of the same visit."""
 
@@ -115,7 +118,9 @@ class SessionWriter(Subscriber):
             handle.attrs.update({
                 "format": FORMAT_NAME, "format_version": FORMAT_VERSION,
                 "software_version": info.software_version, "session_id": info.session_id,
-                "participant": info.participant, "visit": info.visit, "site": info.site})
+                "participant": info.participant, "visit": info.visit, "site": info.site,
+                **{k: v for k, v in info.participant_details.items()
+                   if k in PARTICIPANT_DETAILS}})
             handle.create_group("parts")
             return handle
         if not self.resume:

@@ -1,0 +1,252 @@
+"""The operator console: the main window researchers use at the bench and at the scanner.
+
+Tabs for the session setup, the devices, the protocol runner (with live plots), the
+results, the scanner view and LSL; a participant rating screen as a second window; and an
+emergency stop that is always visible, bound to Esc everywhere in the application, and
+never waits: it aborts every stimulator on a thread of its own and the run ends as
+``aborted`` with the reason. Protocol runs go on in a worker thread (:class:`RunController`);
+everything here reads snapshots on timers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from protocols.files import ProtocolFile
+from qst_station.clock import Clock
+from qst_station.config import StationConfig
+from qst_station.gui.lsl_panel import LslPanel
+from qst_station.gui.rating_screen import RatingScreen
+from qst_station.gui.results_panel import ResultsPanel
+from qst_station.gui.run_controller import LiveRun, RunController, RunOutcome
+from qst_station.gui.run_panel import RunPanel
+from qst_station.gui.scanner_panel import ScannerPanel
+from qst_station.gui.session_panel import SessionPanel
+from qst_station.scanner_levels import CalibrationMissing, calibrate_for
+
+STOP_STYLE = ("QPushButton { background: #c62828; color: white; font-size: 20px; "
+              "font-weight: bold; padding: 10px 28px; border-radius: 6px; } "
+              "QPushButton:pressed { background: #8e0000; }")
+CLOSE_WAIT_S = 15.0
+
+
+class ConsoleWindow(QMainWindow):
+    """The main window; ``folder`` is where session files go."""
+
+    def __init__(self, config: StationConfig, clock: Clock, folder: str | Path = "sessions",
+                 seed: int = 0, scan_lsl: bool = True) -> None:
+        super().__init__()
+        self.config, self.clock, self.folder, self.seed = config, clock, Path(folder), seed
+        self.setWindowTitle("qst-station")
+        self.controller = RunController(clock, self)
+        self.last_outcome: RunOutcome | None = None
+        self.stop_reasons: list[str] = []
+        self._cursor = 0
+        self._build(scan_lsl)
+        self.controller.started.connect(self._run_started)
+        self.controller.finished.connect(self._run_finished)
+        self.controller.line.connect(self._progress_line)
+        self._timer = QTimer(self)
+        self._timer.setInterval(33)
+        self._timer.timeout.connect(self._follow_run)
+        self._timer.start()
+
+    # -- layout --------------------------------------------------------------------------------
+    def _build(self, scan_lsl: bool) -> None:
+        self.session_panel = SessionPanel(self.config, self.folder)
+        self.devices_panel = _devices_panel(self.config, self.clock)
+        self.run_panel = RunPanel(self.controller)
+        self.live_plots = _live_plots()
+        if self.live_plots is not None:
+            self.run_panel.set_plots(self.live_plots)
+        self.results_panel = ResultsPanel()
+        self.scanner_panel = ScannerPanel(clock=self.clock)
+        self.lsl_panel = LslPanel(self._lsl_choice, discover=scan_lsl)
+        self.rating_screen = RatingScreen(self.clock)
+        self.rating_screen.connect()
+        self.tabs = QTabWidget()
+        for widget, name in ((self.session_panel, "Session"), (self.devices_panel, "Devices"),
+                             (self.run_panel, "Run"), (self.results_panel, "Results"),
+                             (self.scanner_panel, "Scanner"), (self.lsl_panel, "LSL")):
+            if widget is not None:
+                self.tabs.addTab(widget, name)
+        self.summary = QLabel()
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        self.stop_button = QPushButton("STOP  (Esc)")
+        self.stop_button.setStyleSheet(STOP_STYLE)
+        self.stop_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.stop_button.clicked.connect(self.emergency_stop)
+        bar = QHBoxLayout()
+        bar.addWidget(self.summary, 1)
+        bar.addWidget(self.stop_button)
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.addLayout(bar)
+        column.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+        self.stop_shortcut = QShortcut(QKeySequence(Qt.Key.Key_Escape), self)
+        self.stop_shortcut.setContext(Qt.ShortcutContext.ApplicationShortcut)
+        self.stop_shortcut.activated.connect(self.emergency_stop)
+        show_screen = QAction("Participant screen", self)
+        show_screen.setCheckable(True)
+        show_screen.toggled.connect(self._participant_screen)
+        self.menuBar().addMenu("&View").addAction(show_screen)
+        self.run_panel.start_requested.connect(self.start_run)
+        self.run_panel.protocol_chosen.connect(
+            lambda protocol: self.session_panel.set_protocol(protocol.name))
+        if self.run_panel.protocol is not None:
+            self.session_panel.set_protocol(self.run_panel.protocol.name)
+        self.session_panel.setup_changed.connect(lambda _: self._show_summary())
+        self.resize(1500, 900)
+        self._show_summary()
+
+    def _show_summary(self) -> None:
+        setup = self.session_panel.setup()
+        live = self.controller.live if self.controller.running else None
+        who = setup.participant or "<i>no participant</i>"
+        where = f" — recording <code>{live.path}</code>" if live else ""
+        self.summary.setText(f"<b>{who}</b> · visit {setup.visit}{where}")
+
+    # -- runs ----------------------------------------------------------------------------------
+    def start_run(self, protocol: ProtocolFile) -> LiveRun | None:
+        """Start ``protocol`` for the session set up; a problem is shown, nothing starts."""
+        setup = self.session_panel.setup()
+        problems = setup.problems()
+        if problems:
+            self.tabs.setCurrentWidget(self.session_panel)
+            self._warn("Session setup", "\n".join(problems))
+            return None
+        try:
+            protocol = calibrate_for(protocol, setup.participant, self.folder)
+        except CalibrationMissing as missing:
+            self._warn("Calibration needed", str(missing))
+            return None
+        path = setup.session_path(self.folder, protocol.name)
+        try:
+            live = self.controller.start(protocol, setup, path, seed=self.seed,
+                                         station_config=self.config.model_dump_json())
+        except (ValueError, RuntimeError, OSError) as error:
+            self._warn("Cannot start", str(error))
+            return None
+        self.tabs.setCurrentWidget(self.run_panel)
+        return live
+
+    def _run_started(self, live: LiveRun) -> None:
+        self._cursor = 0
+        self.stop_reasons = []
+        self.session_panel.set_enabled_for_run(True, live.path)
+        self.scanner_panel.set_feed(live.feed)
+        self.scanner_panel.status = lambda: _scanner_status(live)
+        self.lsl_panel.set_recording(live.session.recording, live.buffers, live.feed)
+        attach = getattr(self.devices_panel, "attach", None)
+        if attach is not None:
+            attach(live)
+        if self.live_plots is not None:
+            self.live_plots.attach(live)
+        self._show_summary()
+
+    def _run_finished(self, outcome: RunOutcome) -> None:
+        self.last_outcome = outcome
+        self.session_panel.set_enabled_for_run(False)
+        self.rating_screen.rest()
+        setup = self.session_panel.setup()
+        if outcome.path.exists():
+            self.results_panel.show_session(outcome.path, setup.sex, setup.age)
+            if outcome.status == "success":
+                self.tabs.setCurrentWidget(self.results_panel)
+        if outcome.status == "failed":
+            self._warn("The run failed", f"{outcome.reason}\nThe devices were made safe; "
+                                         f"what was recorded is in {outcome.path}.")
+        self._show_summary()
+
+    def _progress_line(self, line: str) -> None:
+        self.statusBar().showMessage(line.strip(), 8000)
+
+    def _follow_run(self) -> None:
+        """30 Hz: drive the participant screen from the run's prompts."""
+        live = self.controller.live
+        if live is None:
+            return
+        events, self._cursor = live.feed.since(self._cursor)
+        for event in events:
+            if event.kind == "rating_prompt":
+                self.rating_screen.ask(str(event.payload.get("scale", "VAS 0-100")),
+                                       timeout_s=event.payload.get("timeout_s"))
+            elif event.kind in ("rating", "rating_timeout"):
+                self.rating_screen.rest()
+            elif event.kind == "cue":
+                self.rating_screen.show_cue("●")
+
+    # -- the emergency stop --------------------------------------------------------------------
+    def emergency_stop(self) -> None:
+        """Abort every stimulator now; the run ends as aborted, with the reason recorded."""
+        reason = "emergency stop by the operator"
+        self.stop_reasons.append(reason)
+        self.controller.stop(reason)
+        stop_all = getattr(self.devices_panel, "stop_all", None)
+        if stop_all is not None:
+            stop_all()
+        self.statusBar().showMessage("EMERGENCY STOP: every stimulator aborted", 15000)
+
+    def _lsl_choice(self, name: str, record: bool) -> None:
+        what = "recorded" if record else "not recorded"
+        self.statusBar().showMessage(f"LSL stream {name!r} will be {what} in the next run "
+                                     "(add it to the station configuration to keep it)", 8000)
+
+    def _participant_screen(self, show: bool) -> None:
+        if show:
+            self.rating_screen.show_on()
+        else:
+            self.rating_screen.hide()
+
+    def _warn(self, title: str, message: str) -> None:
+        QMessageBox.warning(self, title, message)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        """Closing mid-run aborts the run (file marked aborted) and waits for the file."""
+        if self.controller.running:
+            self.controller.stop("the console was closed during the run")
+            self.controller.wait(CLOSE_WAIT_S)
+        self._timer.stop()
+        self.lsl_panel.close()
+        self.rating_screen.close()
+        super().closeEvent(event)
+
+
+def _scanner_status(live: LiveRun) -> Any:
+    station = live.session.station
+    for delivery in getattr(station, "deliveries", ()):
+        status = getattr(delivery, "status", None)
+        if callable(status):
+            return status()
+    raise LookupError("no scanner-locked delivery in this run")
+
+
+def _devices_panel(config: StationConfig, clock: Clock) -> QWidget | None:
+    try:
+        from qst_station.gui.devices_panel import DevicesPanel
+    except ImportError:
+        return None
+    return DevicesPanel(config, clock)
+
+
+def _live_plots() -> Any:
+    try:
+        from qst_station.gui.live_plots import LivePlots
+    except ImportError:
+        return None
+    return LivePlots()
