@@ -1,4 +1,4 @@
-"""Start the Qt application with the configured (or simulated) thermode."""
+"""Start the Qt application: the operator console; the TCS II window for manual control."""
 
 from __future__ import annotations
 
@@ -22,8 +22,11 @@ def build_window(config: StationConfig, clock: Clock) -> TcsWindow:
 
 
 def run_app(config: StationConfig, clock: Clock) -> int:
+    """The operator console (simulated devices unless the configuration names real ones)."""
+    from qst_station.gui.console import ConsoleWindow
+
     app = QApplication.instance() or QApplication(sys.argv)
     app.setApplicationName("qst-station")
-    window = build_window(config, clock)
+    window = ConsoleWindow(config, clock)
     window.show()
     return app.exec()

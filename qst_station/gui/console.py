@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from protocols.files import ProtocolFile
 from qst_station.clock import Clock
 from qst_station.config import StationConfig
+from qst_station.gui.devices_panel import DevicesPanel
 from qst_station.gui.lsl_panel import LslPanel
 from qst_station.gui.rating_screen import RatingScreen
 from qst_station.gui.results_panel import ResultsPanel
@@ -68,7 +69,7 @@ class ConsoleWindow(QMainWindow):
     # -- layout --------------------------------------------------------------------------------
     def _build(self, scan_lsl: bool) -> None:
         self.session_panel = SessionPanel(self.config, self.folder)
-        self.devices_panel = _devices_panel(self.config, self.clock)
+        self.devices_panel = DevicesPanel(self.config, self.clock)
         self.run_panel = RunPanel(self.controller)
         self.live_plots = _live_plots()
         if self.live_plots is not None:
@@ -152,9 +153,7 @@ class ConsoleWindow(QMainWindow):
         self.scanner_panel.set_feed(live.feed)
         self.scanner_panel.status = lambda: _scanner_status(live)
         self.lsl_panel.set_recording(live.session.recording, live.buffers, live.feed)
-        attach = getattr(self.devices_panel, "attach", None)
-        if attach is not None:
-            attach(live)
+        self.devices_panel.attach(live)
         if self.live_plots is not None:
             self.live_plots.attach(live)
         self._show_summary()
@@ -197,9 +196,12 @@ class ConsoleWindow(QMainWindow):
         reason = "emergency stop by the operator"
         self.stop_reasons.append(reason)
         self.controller.stop(reason)
-        stop_all = getattr(self.devices_panel, "stop_all", None)
-        if stop_all is not None:
-            stop_all()
+        manual = self.devices_panel.tcs_window  # the manual windows' stimulators too
+        if manual is not None:
+            manual.emergency_stop()
+        others = self.devices_panel.devices_window
+        if others is not None:
+            others.stop_all()
         self.statusBar().showMessage("EMERGENCY STOP: every stimulator aborted", 15000)
 
     def _lsl_choice(self, name: str, record: bool) -> None:
@@ -222,6 +224,7 @@ class ConsoleWindow(QMainWindow):
             self.controller.stop("the console was closed during the run")
             self.controller.wait(CLOSE_WAIT_S)
         self._timer.stop()
+        self.devices_panel.close()
         self.lsl_panel.close()
         self.rating_screen.close()
         super().closeEvent(event)
@@ -234,14 +237,6 @@ def _scanner_status(live: LiveRun) -> Any:
         if callable(status):
             return status()
     raise LookupError("no scanner-locked delivery in this run")
-
-
-def _devices_panel(config: StationConfig, clock: Clock) -> QWidget | None:
-    try:
-        from qst_station.gui.devices_panel import DevicesPanel
-    except ImportError:
-        return None
-    return DevicesPanel(config, clock)
 
 
 def _live_plots() -> Any:
