@@ -99,6 +99,9 @@ class ProtocolSession:
                                     name=self.protocol.name, progress=self.progress)
             runner.listeners.extend([*station.listeners, *self.listeners])
             self._runner = runner
+            stack.callback(self.writer.on_status(
+                lambda kind, message: runner.stop(f"the session file cannot be written: "
+                                                  f"{message}") if kind == "failed" else None))
             self.recording.start(self._session_info(station))
             self._ready.set()
             for source in (station.buttons, station.scale):

@@ -92,3 +92,31 @@ def test_a_stop_ends_the_run_as_aborted_with_its_reason(tmp_path: Path) -> None:
     assert run.run() == []
     part = session.open(tmp_path / "x.h5").parts[0]
     assert (part.status, part.reason) == ("aborted", "emergency stop")
+
+
+def test_a_full_disk_stops_the_run_keeps_what_was_written_and_the_device_safe(
+        tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    import errno
+
+    import pytest
+
+    from qst_station.session_writer import SessionWriter
+
+    original = SessionWriter._append_events
+    calls = [0]
+
+    def append_events(self, events):  # noqa: ANN001, ANN202
+        calls[0] += 1
+        if calls[0] > 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(self, events)
+
+    monkeypatch.setattr(SessionWriter, "_append_events", append_events)
+    run = protocol_session(tmp_path / "full.h5")
+    with pytest.raises(RuntimeError, match="No space left on device"):
+        run.run()
+    assert run.status == "aborted" and "cannot be written" in run.reason
+    device = run.station.drivers["thermode-sim"].device
+    assert any(c.name == "abort" for c in device.log)  # the thermode was made safe
+    s = session.open(tmp_path / "full.h5")  # what was written before is there
+    assert s.parts[0].status in ("recording", "interrupted") and s.events
