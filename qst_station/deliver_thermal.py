@@ -168,7 +168,8 @@ class ThermalDelivery:
         run.recording.event("stimulus_onset", {
             "device": self.name, "test": stimulus.test, "trial": trial,
             "modality": "cold" if target < p["baseline_c"] else "heat", "target": target,
-            "unit": "degC", "rate_c_s": p["rate_c_s"], "repetition": stimulus.repetition,
+            "unit": "degC", "rate_c_s": p["rate_c_s"], "baseline_c": p["baseline_c"],
+            "return_rate_c_s": p.get("return_rate_c_s"), "repetition": stimulus.repetition,
             "site": stimulus.site}, onset)
         return onset
 

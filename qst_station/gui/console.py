@@ -30,6 +30,7 @@ from protocols.files import ProtocolFile
 from qst_station.clock import Clock
 from qst_station.config import StationConfig
 from qst_station.gui.devices_panel import DevicesPanel
+from qst_station.gui.live_plots import LivePlots
 from qst_station.gui.lsl_panel import LslPanel
 from qst_station.gui.rating_screen import RatingScreen
 from qst_station.gui.results_panel import ResultsPanel
@@ -71,9 +72,8 @@ class ConsoleWindow(QMainWindow):
         self.session_panel = SessionPanel(self.config, self.folder)
         self.devices_panel = DevicesPanel(self.config, self.clock)
         self.run_panel = RunPanel(self.controller)
-        self.live_plots = _live_plots()
-        if self.live_plots is not None:
-            self.run_panel.set_plots(self.live_plots)
+        self.live_plots = LivePlots()
+        self.run_panel.set_plots(self.live_plots)
         self.results_panel = ResultsPanel()
         self.scanner_panel = ScannerPanel(clock=self.clock)
         self.lsl_panel = LslPanel(self._lsl_choice, discover=scan_lsl)
@@ -154,8 +154,7 @@ class ConsoleWindow(QMainWindow):
         self.scanner_panel.status = lambda: _scanner_status(live)
         self.lsl_panel.set_recording(live.session.recording, live.buffers, live.feed)
         self.devices_panel.attach(live)
-        if self.live_plots is not None:
-            self.live_plots.attach(live)
+        self.live_plots.attach(live)
         self._show_summary()
 
     def _run_finished(self, outcome: RunOutcome) -> None:
@@ -239,9 +238,3 @@ def _scanner_status(live: LiveRun) -> Any:
     raise LookupError("no scanner-locked delivery in this run")
 
 
-def _live_plots() -> Any:
-    try:
-        from qst_station.gui.live_plots import LivePlots
-    except ImportError:
-        return None
-    return LivePlots()

@@ -46,7 +46,7 @@ TARGET_COLOR = "#2e7d32"
 VAS_COLOR = "#6a1b9a"
 RATING_COLOR = "#c62828"
 RATE_KEYS = ("rate_c_s", "rise", "rate_kpa_s", "rise_c_s")
-RETURN_KEYS = ("return_rate_c_s", "ret", "return_c_s")
+RETURN_KEYS = ("return_rate_c_s", "ret", "return", "return_c_s")
 BASELINE_KEYS = ("baseline", "baseline_c")
 HOLD_KEYS = ("hold_s", "plateau_s")
 
