@@ -69,7 +69,7 @@ class RunPanel(QWidget):
         self.title = QLabel()
         self.title.setWordWrap(True)
         self.steps = QListWidget()
-        self.steps.setMaximumHeight(110)
+        self.steps.setMaximumHeight(96)
         self.start_button = QPushButton("Start")
         self.pause_button = QPushButton("Pause")
         self.skip_button = QPushButton("Skip test")
@@ -97,7 +97,9 @@ class RunPanel(QWidget):
         self.trials.setHorizontalHeaderLabels(TRIAL_COLUMNS)
         self.trials.verticalHeader().setVisible(False)
         self.trials.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.trials.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.trials.horizontalHeader().setSectionResizeMode(
+            QHeaderView.ResizeMode.ResizeToContents)
+        self.trials.horizontalHeader().setStretchLastSection(True)
         self.plots_holder = QVBoxLayout()  # the console puts the live plots here
 
         top = QHBoxLayout()
@@ -128,6 +130,7 @@ class RunPanel(QWidget):
         split.addWidget(right)
         split.setStretchFactor(0, 2)
         split.setStretchFactor(1, 3)
+        split.setSizes([620, 880])
         layout = QVBoxLayout(self)
         layout.addWidget(split)
         self._set_running(False)
@@ -202,6 +205,7 @@ class RunPanel(QWidget):
         why = f": {outcome.reason}" if outcome.reason else ""
         self.status.setText(f"<span style='color:{colour}'><b>{outcome.status}</b>{why}</span>"
                             f" — {outcome.path}")
+        self.progress.setRange(0, 1000)
         if outcome.status == "success":
             self.progress.setValue(1000)
             self.time_left.setText("done")
@@ -241,6 +245,11 @@ class RunPanel(QWidget):
     def _show_progress(self, live: LiveRun) -> None:
         fraction = progress_fraction(live.protocol, self._tests_done, live.feed)
         elapsed = live.session.clock.now() - live.started
+        if fraction is None:  # no way to tell: a busy bar and the time so far
+            self.progress.setRange(0, 0)
+            self.time_left.setText(f"{elapsed:.0f} s")
+            return
+        self.progress.setRange(0, 1000)
         self.progress.setValue(int(round(1000 * fraction)))
         if 0.02 < fraction < 1.0:
             left = elapsed * (1.0 - fraction) / fraction
@@ -250,15 +259,19 @@ class RunPanel(QWidget):
             self.time_left.setText(f"{elapsed:.0f} s")
 
 
-def progress_fraction(protocol: ProtocolFile, tests_done: list[str], feed: Any) -> float:
-    """How far the run is (0-1): by volumes for a scanner run, else by finished tests."""
+def progress_fraction(protocol: ProtocolFile, tests_done: list[str], feed: Any
+                      ) -> float | None:
+    """How far the run is (0-1): by volumes for a scanner run, else by finished tests when
+    the protocol's steps are its tests; None when it cannot be told."""
     scanner = getattr(protocol, "scanner", None)
     if scanner is not None:
         triggers = feed.of_kind("trigger")
         total = scanner.dummy_volumes + scanner.volumes
         return min(1.0, len(triggers) / total) if total else 0.0
     steps = protocol.steps()
-    if not steps:
-        return 0.0
+    tests = getattr(protocol, "tests", None)
+    names = {getattr(t, "test", None) for t in tests} if isinstance(tests, list) else set()
+    if len(steps) < 2 or not set(steps) <= names:
+        return None
     done = sum(1 for name in tests_done if name in steps)
     return min(1.0, done / len(steps))
