@@ -139,7 +139,7 @@ class ParadigmRun:
         params = {**asdict(trial.plan), "action": "stimulus", "trial": trial.number,
                   "volume": trial.volume, "delay_s": trial.delay_s, "tr_s": self.scanner.tr_s,
                   "dummy_volumes": self.scanner.dummy_volumes, "start": self.scanner.start,
-                  "unit": trial.plan.unit}
+                  "target_unit": trial.plan.unit}
         repetition = 1 + sum(1 for t in self.trials[:k] if t.plan.level == trial.plan.level)
         return Stimulus(RUN, SCANNER_LOCKED, params, repetition=repetition, site=self.site,
                         instruction=self.instruction or f"trial {trial.number}: "

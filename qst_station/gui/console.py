@@ -182,7 +182,7 @@ class ConsoleWindow(QMainWindow):
         events, self._cursor = live.feed.since(self._cursor)
         for event in events:
             if event.kind == "rating_prompt":
-                self.rating_screen.ask(str(event.payload.get("scale", "VAS 0-100")),
+                self.rating_screen.ask(screen_scale(str(event.payload.get("scale", ""))),
                                        timeout_s=event.payload.get("timeout_s"))
             elif event.kind in ("rating", "rating_timeout"):
                 self.rating_screen.rest()
@@ -227,6 +227,11 @@ class ConsoleWindow(QMainWindow):
         self.lsl_panel.close()
         self.rating_screen.close()
         super().closeEvent(event)
+
+
+def screen_scale(recorded: str) -> str:
+    """The rating screen's scale for a prompt's: 0-10 scales as NRS boxes, else 0-100 VAS."""
+    return "NRS 0-10" if recorded.endswith("0-10") else "VAS 0-100"
 
 
 def _scanner_status(live: LiveRun) -> Any:
