@@ -2,7 +2,9 @@
 
 :class:`ProtocolSession` is what the CLI (``run --simulate``) and the operator console use:
 :meth:`~ProtocolSession.run` builds the devices the protocol's roles need (simulated ones on
-ptys, opened with the real drivers, with a simulated participant), checks every stimulus
+ptys, opened with the real drivers, with a simulated participant; or, with
+``options["station"] = "real"``, the devices of ``options["config"]`` with a person as
+participant: :mod:`qst_station.real_station`), checks every stimulus
 against their limits, records into a new session file and runs the protocol; from any
 other thread :meth:`stop`, :meth:`pause`/:meth:`resume`, :meth:`skip_test` and
 :meth:`repeat_trial` steer it. Extra recording subscribers (live plots, the GUI's event
@@ -85,14 +87,11 @@ class ProtocolSession:
     def run(self) -> list[Measure]:
         """Build, record, run; returns the measures. Raises what made the run fail (the file
         then says ``failed``); a stop or Ctrl-C ends it as ``aborted``."""
-        from qst_station.simulated_run import build_station  # the builders import this module
-
         procedure = self.protocol.procedure(np.random.default_rng(self.seed))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         status, reason = "failed", ""
         with ExitStack() as stack:
-            station = build_station(self.protocol, self.clock, self.recording, self.participant,
-                                    stack, self.seed, self.path, self.options, self.progress)
+            station = self._build(stack)
             self.station = station
             self.protocol.check_devices(station.capabilities)
             runner = ProtocolRunner(procedure, self.recording, station.deliveries,
@@ -104,7 +103,7 @@ class ProtocolSession:
                                                   f"{message}") if kind == "failed" else None))
             self.recording.start(self._session_info(station))
             self._ready.set()
-            for source in (station.buttons, station.scale):
+            for source in station.sources:
                 source.connect()
                 stack.callback(source.disconnect)
             try:
@@ -130,13 +129,37 @@ class ProtocolSession:
             raise RuntimeError(f"the session file was not completed: {self.writer.error}")
         return self.measures
 
+    @property
+    def real(self) -> bool:
+        """The configured devices with a person (``options["station"] == "real"``)."""
+        return self.options.get("station", "simulated") == "real"
+
+    def _build(self, stack: ExitStack) -> Any:
+        if self.real:
+            if "participant" not in self.info:
+                raise ValueError("a run on the station's devices needs info[\"participant\"] "
+                                 "(the participant's code)")
+            from qst_station.config import load_config
+            from qst_station.real_station import build_real_station
+
+            return build_real_station(self.protocol, self.options.get("config") or load_config(),
+                                      self.clock, self.recording, stack, self.path,
+                                      self.options, self.progress)
+        from qst_station.simulated_run import build_station  # the builders import this module
+
+        return build_station(self.protocol, self.clock, self.recording, self.participant, stack,
+                             self.seed, self.path, self.options, self.progress)
+
     def _session_info(self, station: Any) -> SessionInfo:
         fields: dict[str, Any] = {
             "participant": self.participant.model.participant.code, "visit": self.visit,
-            "protocol": self.protocol.name, "operator": "simulation",
-            "site": self.protocol.protocol.site,
-            "devices": (*station.devices, {"kind": "button-box",
-                                           "port": station.button_sim.port}),
-            "simulation": self.participant.truth()}
+            "protocol": self.protocol.name, "site": self.protocol.protocol.site}
+        if self.real:  # a person: who it is comes with ``info``
+            fields.update(devices=tuple(station.devices),
+                          station_config=station.config.model_dump_json())
+        else:
+            fields.update(operator="simulation", simulation=self.participant.truth(),
+                          devices=(*station.devices, {"kind": "button-box",
+                                                      "port": station.button_sim.port}))
         fields.update(self.info)
         return SessionInfo(**fields)

@@ -60,6 +60,11 @@ class SimStation:
     options: dict[str, Any] = field(default_factory=dict)  # e.g. "scanner": SimulatedScanner
     #                                                          keyword arguments
 
+    @property
+    def sources(self) -> tuple[Any, ...]:
+        """Response sources the session connects once the recording has started."""
+        return (self.buttons, self.scale)
+
 
 def build_thermode(station: SimStation) -> None:
     """A simulated TCS II, its driver, and the participant feeling it."""
