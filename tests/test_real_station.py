@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -293,6 +294,52 @@ def test_the_examiner_answers_at_the_console_and_stop_ends_the_wait(clock, tmp_p
     run.run()  # nobody answers: STOP ends the wait
     assert (run.status, run.reason) == ("aborted", "the participant left")
     assert session.open(tmp_path / "stop.h5").status == "aborted"
+
+
+def test_configured_lsl_inlets_are_recorded_along(clock, tmp_path: Path) -> None:  # noqa: ANN001
+    from qst_station.lsl_setup import pylsl_module
+
+    pylsl = pylsl_module()
+    name = f"qst-test-ecg-{uuid.uuid4().hex[:8]}"
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(name, "ECG", 1, 100.0, pylsl.cf_float32,
+                                                 f"test-{name}"))
+    stop = threading.Event()
+
+    def send() -> None:
+        while not stop.wait(0.01):
+            outlet.push_sample([1.0])
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    config = parse_config(f'[devices.ecg]\ndriver = "lsl-inlet"\nstream = "{name}"\n'
+                          '[devices.cues]\ndriver = "lsl-inlet"\nstream = "qst-no-such"\n'
+                          "resolve_timeout_s = 0.2\n")
+    answers = ExaminerAnswers()
+    answers.on_question(lambda q: q is not None and threading.Timer(  # 0.1 s per answer
+        0.1, answers.rating, args=(50.0,)).start())
+    protocol = load_protocol("tsp-pinprick")
+
+    def run(path: Path, inlets: list[str] | None) -> ProtocolSession:
+        options = real(config, examiner=answers, lsl_inlets=inlets)
+        session_ = ProtocolSession(protocol, clock, path, None, 0, "v1", lambda line: None,
+                                   options, info=PERSON)
+        session_.run()
+        return session_
+
+    try:
+        run(tmp_path / "ecg.h5", ["ecg"])
+        with pytest.raises(StationError, match=r"^lsl: no lsl-inlet entry named 'nope'"):
+            run(tmp_path / "nope.h5", ["nope"])
+        with pytest.raises(StationError, match=r"^lsl: the LSL stream 'cues' on name "
+                                               r"'qst-no-such' did not open: no LSL stream"):
+            run(tmp_path / "all.h5", None)
+    finally:
+        stop.set()
+        sender.join()
+    s = session.open(tmp_path / "ecg.h5")
+    assert len(s.streams["ecg"].time) > 0
+    (ecg,) = [d for d in s.parts[0].devices if d["kind"] == "lsl-inlet"]
+    assert ecg["name"] == "ecg" and ecg["port"].startswith(f"lsl:{name}@")
 
 
 def test_examiner_answers_must_fit_the_question(clock) -> None:  # noqa: ANN001
