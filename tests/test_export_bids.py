@@ -178,7 +178,7 @@ def test_events_json_describes_every_column(exported: tuple[Path, list[Path]]) -
     out, _ = exported
     header = (out / f"{FUNC}_events.tsv").read_text().splitlines()[0].split("\t")
     sidecar = json.loads((out / f"{FUNC}_events.json").read_text())
-    assert header[:3] == ["onset", "duration", "trial_type"] and len(header) == 13
+    assert header[:3] == ["onset", "duration", "trial_type"] and len(header) == 15
     assert set(sidecar) == {*header, "StimulusPresentation"}
     del sidecar["StimulusPresentation"]
     assert all("Description" in v for v in sidecar.values())
