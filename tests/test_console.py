@@ -127,3 +127,43 @@ def test_a_setup_problem_is_shown_and_nothing_starts(qtbot, console: ConsoleWind
     qtbot.mouseClick(start_button, Qt.MouseButton.LeftButton)
     assert not console.controller.running and shown and "participant" in shown[0]
     assert console.tabs.currentWidget() is console.session_panel
+
+
+def test_on_the_labs_devices_the_person_rates_on_the_participant_screen(
+        qtbot, tmp_path: Path) -> None:  # noqa: ANN001
+    from protocols.files import parse_protocol
+    from sim.tcs import SimulatedTcs
+    from tests.test_real_station import CALIBRATION, lab_config
+
+    clock = SimulatedClock(5.0)
+    with SimulatedTcs(clock, seed=1) as tcs:
+        config = lab_config({"tcs": tcs.port})
+        window = ConsoleWindow(config, clock, folder=tmp_path / "sessions", scan_lsl=False)
+        qtbot.addWidget(window)
+        window.show()
+        assert window.real_devices
+        set_up_participant(qtbot, window)
+        window.run_panel.show_protocol(parse_protocol(CALIBRATION, "cal.toml"))
+        qtbot.mouseClick(window.run_panel.start_button, Qt.MouseButton.LeftButton)
+        screen = window.rating_screen
+        for presses in (1, 2, 4):  # the person moves the marker and confirms, three times
+            qtbot.waitUntil(lambda: screen.state == "rating", timeout=60_000)
+            for _ in range(presses):
+                qtbot.keyClick(screen, Qt.Key.Key_Right, Qt.KeyboardModifier.ShiftModifier)
+            qtbot.keyClick(screen, Qt.Key.Key_Return)
+            qtbot.waitUntil(lambda: screen.state != "rating", timeout=10_000)
+        qtbot.waitUntil(lambda: window.last_outcome is not None, timeout=60_000)
+        assert window.last_outcome.status == "success", window.last_outcome
+        s = session.open(window.last_outcome.path)
+        assert s.parts[0].simulation is None  # a person, not a model
+        assert screen_start(window) == 50.0  # the marker starts in the middle
+        assert [t["value"] for t in s.trials()] == [60.0, 70.0, 90.0]  # Shift+Right: 10
+        assert {d["kind"] for d in s.parts[0].devices} >= {"tcs2"}
+        window.close()
+
+
+def screen_start(window: ConsoleWindow) -> float:
+    """Where the participant screen's marker starts (its default: the middle)."""
+    rating = window.rating_screen.last_rating
+    assert rating is not None
+    return float(rating.start)

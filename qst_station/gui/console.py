@@ -29,7 +29,10 @@ from PySide6.QtWidgets import (
 from protocols.files import ProtocolFile
 from qst_station.clock import Clock
 from qst_station.config import StationConfig
+from qst_station.examiner_answers import ExaminerAnswers
 from qst_station.gui.devices_panel import DevicesPanel
+from qst_station.gui.examiner_box import ExaminerBox
+from qst_station.gui.input_responses import KeyboardMouseResponses
 from qst_station.gui.live_plots import LivePlots
 from qst_station.gui.lsl_panel import LslPanel
 from qst_station.gui.rating_screen import RatingScreen
@@ -79,6 +82,11 @@ class ConsoleWindow(QMainWindow):
         self.lsl_panel = LslPanel(self._lsl_choice, discover=scan_lsl)
         self.rating_screen = RatingScreen(self.clock)
         self.rating_screen.connect()
+        self.keyboard = KeyboardMouseResponses(self.rating_screen, self.clock, mouse={})
+        self.keyboard.connect()
+        self.examiner = ExaminerAnswers(self.clock)
+        self.examiner_box = ExaminerBox()
+        self.run_panel.set_examiner(self.examiner_box)
         self.tabs = QTabWidget()
         for widget, name in ((self.session_panel, "Session"), (self.devices_panel, "Devices"),
                              (self.run_panel, "Run"), (self.results_panel, "Results"),
@@ -137,8 +145,13 @@ class ConsoleWindow(QMainWindow):
             self._warn("Calibration needed", str(missing))
             return None
         path = setup.session_path(self.folder, protocol.name)
+        options = None
+        if self.real_devices:  # the lab's devices; a person answers
+            options = {"station": "real", "config": self.config, "examiner": self.examiner,
+                       "responses": [self.rating_screen, self.keyboard]}
         try:
             live = self.controller.start(protocol, setup, path, seed=self.seed,
+                                         options=options,
                                          station_config=self.config.model_dump_json())
         except (ValueError, RuntimeError, OSError) as error:
             self._warn("Cannot start", str(error))
@@ -155,10 +168,35 @@ class ConsoleWindow(QMainWindow):
         self.lsl_panel.set_recording(live.session.recording, live.buffers, live.feed)
         self.devices_panel.attach(live)
         self.live_plots.attach(live)
+        self.examiner_box.follow(self.examiner if self.real_devices else None)
+        if self.real_devices:
+            QTimer.singleShot(200, lambda: self._attach_button_box(live))
         self._show_summary()
+
+    def _attach_button_box(self, live: LiveRun) -> None:
+        """The configured button box also moves the participant screen's marker."""
+        if not self.controller.running or self.controller.live is not live:
+            return
+        if not live.session.wait_ready(0):
+            QTimer.singleShot(200, lambda: self._attach_button_box(live))
+            return
+        buttons = getattr(live.session.station, "drivers", {}).get("buttons")
+        if buttons is not None:
+            self._detach_buttons = self.rating_screen.attach_buttons(buttons)
+
+    @property
+    def real_devices(self) -> bool:
+        """Runs use the configured devices (a configuration file was loaded), else
+        simulated devices and a simulated participant."""
+        return not self.config.source.startswith("embedded default")
 
     def _run_finished(self, outcome: RunOutcome) -> None:
         self.last_outcome = outcome
+        self.examiner_box.follow(None)
+        detach = getattr(self, "_detach_buttons", None)
+        if detach is not None:
+            detach()
+            self._detach_buttons = None
         self.session_panel.set_enabled_for_run(False)
         self.rating_screen.rest()
         setup = self.session_panel.setup()

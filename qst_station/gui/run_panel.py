@@ -115,7 +115,7 @@ class RunPanel(QWidget):
         progress.addWidget(self.progress, 1)
         progress.addWidget(self.time_left)
         left = QWidget()
-        column = QVBoxLayout(left)
+        column = self._column = QVBoxLayout(left)
         column.setContentsMargins(0, 0, 0, 0)
         for item in (top, self.title, self.steps, controls, self.instruction,
                      self.participant_line, progress, self.status, self.trials):
@@ -137,6 +137,10 @@ class RunPanel(QWidget):
 
     def set_plots(self, widget: QWidget) -> None:
         self.plots_holder.addWidget(widget)
+
+    def set_examiner(self, widget: QWidget) -> None:
+        """The examiner's answer box, under the participant's instruction."""
+        self._column.insertWidget(self._column.indexOf(self.participant_line) + 1, widget)
 
     # -- choosing ------------------------------------------------------------------------------
     def choose(self, name: str) -> None:
