@@ -295,8 +295,9 @@ class ScannerLockedDelivery:
         run.recording.event("stimulus_onset", {
             "device": self.name, "test": stimulus.test, "trial": p["trial"],
             "modality": p["modality"], "level": p["level"], "target": p["target"],
-            "unit": p["target_unit"], "baseline": p["baseline"], "rise": p["rise"], "return": p["ret"],
-            "plateau_s": p["plateau_s"], "volume": job.volume, "delay_s": job.delay_s,
+            "unit": p["target_unit"], "baseline": p["baseline"], "rise": p["rise"],
+            "return": p["ret"], "plateau_s": p["plateau_s"], "volume": job.volume,
+            "delay_s": job.delay_s,
             "scheduled_onset_s": p["onset_s"], "scheduled_time": scheduled,
             "onset_error_ms": 1000.0 * error, "inferred_volume": job.inferred,
             "started_by": p.get("start", "software"), "site": stimulus.site}, onset)
