@@ -24,6 +24,19 @@ from qst_station.clock import Clock, LslClock
 
 BYTE_WARNINGS = 10  # unexpected-byte reports per connection; later ones are only counted
 
+Callback = Callable[[Any], None]
+
+
+def time_critical(callback: Callback) -> Callback:
+    """Mark a subscriber that acts on the event at once (e.g. starts a stimulus at a trigger).
+
+    Serial inputs call marked subscribers before all others, so that recording and
+    publishing the event (the others, typically) do not delay it. Use it on a function or
+    method; ``subscribe(callback, first=True)`` does the same for one subscription.
+    """
+    callback.time_critical = True  # type: ignore[attr-defined]
+    return callback
+
 
 class InputPortTransport(SerialTransport):
     """A read-only serial port: low-latency mode where the adapter supports it, and
@@ -67,7 +80,10 @@ class SerialInput:
         self._factory = transport_factory or (
             lambda p: InputPortTransport(p, baudrate, poll_s=read_timeout_s))
         self._notifier = Notifier(name)
-        self._callbacks: list[Callable[[Any], None]] = []
+        self._callbacks: list[Callback] = []  # replaced, never mutated: readers iterate it
+        self._first: list[Callback] = []  # time-critical subscribers (called first)
+        self._rest: list[Callback] = []
+        self._sub_lock = threading.Lock()
         self._count_lock = threading.Lock()  # subclasses' counters
         self._conn_lock = threading.Lock()  # swapping the transport
         self._transport: Transport | None = None
@@ -134,10 +150,24 @@ class SerialInput:
 
     # ------------------------------------------------------------------ subscribers
 
-    def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]:
-        """Call ``callback(event)`` on the reader thread (keep it quick) for each event."""
-        self._callbacks.append(callback)
-        return lambda: self._callbacks.remove(callback)
+    def subscribe(self, callback: Callback, first: bool | None = None) -> Callable[[], None]:
+        """Call ``callback(event)`` on the reader thread (keep it quick) for each event.
+
+        Time-critical subscribers (``first=True``, or marked with :func:`time_critical`)
+        are called before the others, each group in the order it subscribed.
+        """
+        if first is None:
+            first = bool(getattr(callback, "time_critical", False))
+        with self._sub_lock:
+            (self._first if first else self._rest).append(callback)
+            self._callbacks = [*self._first, *self._rest]
+
+        def unsubscribe() -> None:
+            with self._sub_lock:
+                (self._first if first else self._rest).remove(callback)
+                self._callbacks = [*self._first, *self._rest]
+
+        return unsubscribe
 
     def on_status(self, callback: Callable[[str, str], None]) -> Callable[[], None]:
         """``callback(kind, message)`` on a status thread: connected, disconnected,

@@ -15,12 +15,14 @@ from datetime import datetime
 from drivers import tcs_settings as ts
 from drivers import tcs_wire as wire
 from drivers import thermal_safety as safety
-from drivers.errors import DeviceError, DeviceFault, LimitError
+from drivers.errors import DeviceError, DeviceFault, LimitError, NotConnected
 from drivers.interfaces import ThermalCapabilities
 from drivers.tcs_core import DeviceInfo, TcsCore, TemperatureSample, decode_one
 from drivers.thermal_safety import ZoneStimulus
 
 __all__ = ["DeviceInfo", "TcsDriver", "TemperatureSample"]
+
+_START = decode_one(b"L")
 
 
 def _finite(what: str, value: float) -> float:
@@ -183,12 +185,42 @@ class TcsDriver(TcsCore):
         start), a STOP pressed since then cancels the start.
         """
         with self._wire_lock:
-            self._checked(decode_one(b"L"))  # refuse before anything is written
+            self._checked(_START)  # refuse before anything is written
             if self.verify_before_start and not self._verified:
                 self.verify_settings()
-            # checked just above, under the same lock: the hot path skips a second check
-            self._send(b"L", check=False, generation=generation)
-            self._mark_started(self.clock.now())
+            self._send_start(generation)
+
+    def try_start(self, generation: int | None = None) -> bool:
+        """``L`` now, if nothing has to wait for it; False (nothing sent) otherwise.
+
+        For the moment of a trigger: never waits for another command on the wire, nor
+        reads the settings back. It returns False when the wire is in use or the settings
+        changed since they were last verified: call :meth:`start` then (it waits and
+        verifies). Every check of :meth:`start` applies; a refusal raises the same errors.
+        """
+        if not self._wire_lock.acquire(blocking=False):
+            return False
+        try:
+            if self.verify_before_start and not self._verified:
+                return False
+            self._checked(_START)
+            self._send_start(generation)
+            return True
+        finally:
+            self._wire_lock.release()
+
+    def _send_start(self, generation: int | None) -> None:
+        """``L`` on the wire; the caller holds the wire lock and has checked it.
+
+        What :meth:`_send` would do for ``L`` without its no-ops (``L`` changes no setting
+        and has no reply to wait for), so that the byte leaves as soon as possible.
+        """
+        if not self._link.is_open:
+            raise NotConnected(f"{self.port}: not connected")
+        if generation is not None and generation != self._generation:
+            raise DeviceError(f"{self.port}: 'L' not sent: STOP was requested")
+        self._link.write_urgent(b"L")
+        self._mark_started(self.clock.now())
 
     def follow(self, setpoint: float) -> None:
         """``Od``: hold the enabled zones (all, if none) at ``setpoint`` until :meth:`abort`.

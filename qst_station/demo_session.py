@@ -19,6 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from drivers.serial_input import time_critical
 from drivers.tcs import TcsDriver
 from drivers.trigger_box import SerialTriggerSource
 from drivers.volumes import Volume, VolumeCounter
@@ -66,9 +67,13 @@ class DemoPlan:
 class _Stimulator:
     """Starts the pre-programmed stimulus when a scheduled volume arrives.
 
-    The trigger reader only hands the volume over (it must stay free to stamp the next
-    trigger); a thread of its own sends ``L``. Settings are verified when the stimulus is
-    programmed, so nothing but ``L`` goes out at the critical moment.
+    Settings are programmed and verified while the previous volumes go by, so nothing but
+    ``L`` goes out at the critical moment, and it goes out from the trigger reader thread
+    itself, before the trigger is recorded (a time-critical subscriber): no thread hand-off.
+    That start never waits: if another command holds the wire or the settings still need
+    reading back, the volume goes to a thread of its own, which waits and verifies (the
+    reader must stay free to stamp the next trigger). The onset is stamped when ``L`` has
+    been written; recording it is left to that thread too.
     """
 
     def __init__(self, tcs: TcsDriver, recording: Recording, plan: DemoPlan) -> None:
@@ -78,7 +83,9 @@ class _Stimulator:
         self.given: list[tuple[int, float, float]] = []  # (trial, target, onset)
         self.errors: list[str] = []
         self.changed = threading.Event()
-        self._volumes: queue.SimpleQueue[Volume | None] = queue.SimpleQueue()
+        # (volume, onset): started already, to record; onset None: still to start
+        self._volumes: queue.SimpleQueue[tuple[Volume, float | None] | None] = (
+            queue.SimpleQueue())
         self._thread = threading.Thread(target=self._serve, name="demo-stimulator", daemon=True)
         self._thread.start()
 
@@ -87,28 +94,44 @@ class _Stimulator:
                            ret=self.plan.rate_c_per_s, duration_ms=self.plan.hold_ms)
         self.tcs.verify_settings()
 
+    @time_critical
     def on_volume(self, volume: Volume) -> None:
-        """Trigger-reader thread: pass scheduled volumes on."""
-        if volume.index in self.schedule and not volume.inferred:
-            self._volumes.put(volume)
+        """Trigger-reader thread: start on scheduled volumes, if that needs no waiting."""
+        if volume.index not in self.schedule or volume.inferred:
+            return
+        try:
+            started = self.tcs.try_start()
+        except Exception as error:  # noqa: BLE001 - recorded; the run goes on safely
+            self._not_given(volume, error)
+            return
+        self._volumes.put((volume, self.recording.clock.now() if started else None))
 
     def close(self) -> None:
         self._volumes.put(None)
         self._thread.join(timeout=5.0)
 
     def _serve(self) -> None:
-        while (volume := self._volumes.get()) is not None:
-            self._start(volume)
+        while (item := self._volumes.get()) is not None:
+            volume, onset = item
+            if onset is None:
+                onset = self._start(volume)
+            if onset is not None:
+                self._given(volume, onset)
 
-    def _start(self, volume: Volume) -> None:
-        target = self.schedule[volume.index]
+    def _start(self, volume: Volume) -> float | None:
         try:
             self.tcs.start()
         except Exception as error:  # noqa: BLE001 - recorded; the run goes on safely
-            self.errors.append(f"volume {volume.index}: {error}")
-            self.recording.event("note", {"message": f"stimulus not given: {error}"})
-            return
-        onset = self.recording.clock.now()
+            self._not_given(volume, error)
+            return None
+        return self.recording.clock.now()
+
+    def _not_given(self, volume: Volume, error: Exception) -> None:
+        self.errors.append(f"volume {volume.index}: {error}")
+        self.recording.event("note", {"message": f"stimulus not given: {error}"})
+
+    def _given(self, volume: Volume, onset: float) -> None:
+        target = self.schedule[volume.index]
         trial = len(self.given) + 1
         self.given.append((trial, target, onset))
         self.recording.event("stimulus_onset", {

@@ -32,6 +32,11 @@ class PtyLink:
     in clock seconds; real ticks are never shorter than ``min_tick_real_s``. With
     ``strict_spacing`` on, characters that arrive together (less than the device's 1 ms
     scan apart) are dropped after the first, as the real unit may lose them.
+
+    Event-driven both ways: the pump blocks in ``select`` on the master and reads host
+    bytes as soon as the kernel has them (never on a tick). ``due``, if given, returns the
+    clock time of the device's next scheduled output (None: none planned); the pump then
+    wakes for it at that moment instead of up to a tick later (e.g. a scanner's trigger).
     """
 
     def __init__(
@@ -44,8 +49,10 @@ class PtyLink:
         tick_s: float = 0.005,
         min_tick_real_s: float = 0.002,
         strict_spacing: bool = False,
+        due: Callable[[], float | None] | None = None,
     ) -> None:
         self._receive, self._step, self._now = receive, step, now
+        self._due, self._speed = due, speed
         self._tick_real = max(tick_s / speed, min_tick_real_s)
         self.link = Path(link) if link else None
         self.strict_spacing = strict_spacing
@@ -133,8 +140,9 @@ class PtyLink:
     def _run(self) -> None:
         next_tick = time.monotonic()
         while not self._stop.is_set():
-            timeout = max(0.0, next_tick - time.monotonic())
+            wake = min(next_tick, self._due_real())
             waited_from = time.monotonic()
+            timeout = max(0.0, wake - waited_from)
             try:
                 ready, _, _ = select.select([self._master], [], [], timeout)
             except (OSError, ValueError):
@@ -151,10 +159,21 @@ class PtyLink:
                     data = self._space_check(data, blocked)
                 if data and not stalled:
                     self._write(self._receive(data, self._now()))
-            if time.monotonic() >= next_tick:
-                next_tick = time.monotonic() + self._tick_real
+            now_real = time.monotonic()
+            if now_real >= wake:
+                if now_real >= next_tick:
+                    next_tick = now_real + self._tick_real
                 if not stalled:
                     self._write(self._step(self._now()))
+
+    def _due_real(self) -> float:
+        """Monotonic time of the device's next scheduled output (inf: none planned)."""
+        if self._due is None or time.monotonic() < self._stall_until:
+            return float("inf")
+        due = self._due()
+        if due is None:
+            return float("inf")
+        return time.monotonic() + (due - self._now()) / self._speed
 
     def _space_check(self, data: bytes, blocked: bool) -> bytes:
         """Drop characters that came closer than the device's scan period allows.

@@ -27,7 +27,7 @@ class Send:
     """A trigger character handed to the pty master."""
 
     index: int
-    time: float  # program clock, when the pump's step ran (just before the write)
+    time: float  # program clock, taken immediately before the character is written
     perf: float  # time.perf_counter() at the same moment (benchmarks)
 
 
@@ -35,6 +35,10 @@ class SimulatedScanner:
     """Start with :meth:`start` (or ``with``); a driver opens :attr:`port`.
 
     ``volumes=None`` runs until stopped. Inputs from the driver side are ignored.
+
+    Each trigger is written when it falls due: the pump sleeps until the next due time
+    (event-driven, not a polling tick), so it goes out within the system's wake-up latency
+    (tens of microseconds) of its schedule. ``tick_real_s`` is only a fallback wake-up.
     """
 
     def __init__(
@@ -49,7 +53,7 @@ class SimulatedScanner:
         drop_probability: float = 0.0,
         seed: int = 0,
         start_delay_s: float = 0.0,
-        tick_real_s: float = 0.001,
+        tick_real_s: float = 0.05,
     ) -> None:
         if not tr_s > 0:
             raise ValueError(f"TR must be positive, got {tr_s!r}")
@@ -80,7 +84,7 @@ class SimulatedScanner:
         self.lsl: Any = None  # an LslScannerOutlet also publishing each volume
         self.pty = PtyLink(lambda data, now: b"", self._step, self.clock.now,
                            speed=self.clock.speed, link=link, tick_s=0.0,
-                           min_tick_real_s=tick_real_s)
+                           min_tick_real_s=tick_real_s, due=self._next_due)
 
     @property
     def port(self) -> str:
@@ -130,6 +134,8 @@ class SimulatedScanner:
         """Plug back in (new pty, same symlink); the scan went on meanwhile."""
         with self._lock:
             self._fall_due(self.clock.now(), unplugged=True)
+            if self.finished:
+                self._done.set()
         self.pty.reattach()
 
     def inject(self, data: bytes) -> None:
@@ -147,28 +153,40 @@ class SimulatedScanner:
         self._skip = self._next in self.drop or chance
         self.scheduled[self._next] = self._due
 
-    def _fall_due(self, now: float, unplugged: bool = False) -> bytes:
-        out = b""
+    def _fall_due(self, now: float, unplugged: bool = False) -> list[int]:
+        """Volumes due by ``now`` that are to be sent (the others are booked as lost)."""
+        send: list[int] = []
         while self._t0 is not None and not self.finished and now >= self._due:
             if unplugged:
                 self.unplugged.append(self._next)
             elif self._skip:
                 self.dropped.append(self._next)
             else:
-                self.sent.append(Send(self._next, now, time.perf_counter()))
-                out += self.character
-                if self.lsl is not None:  # the same pulse as an LSL marker
-                    self.lsl.push(now)
+                send.append(self._next)
             self._next += 1
-            if self.finished:
-                self._done.set()
-            else:
+            if not self.finished:
                 self._plan()
-        return out
+        return send
+
+    def _next_due(self) -> float | None:
+        """Clock time the pump must wake for the next volume (None: nothing planned)."""
+        with self._lock:
+            return None if self._t0 is None or self.finished else self._due
 
     def _step(self, now: float) -> bytes:
+        """Write the volumes that fell due, stamping each immediately before the write."""
         with self._lock:
-            return self._fall_due(now)
+            send = self._fall_due(now)
+            if send:
+                stamp, perf = self.clock.now(), time.perf_counter()
+                self.pty.inject(self.character * len(send))
+                self.sent += [Send(index, stamp, perf) for index in send]
+                if self.lsl is not None:  # the same pulses as LSL markers
+                    for _ in send:
+                        self.lsl.push(stamp)
+            if self.finished:
+                self._done.set()
+        return b""
 
 
 def serve_forever(
