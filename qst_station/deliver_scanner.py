@@ -1,8 +1,9 @@
 """Scanner-locked stimuli: each starts on its scheduled volume's trigger.
 
 The stimulus is programmed (and, on the TCS II, read back) while the previous volumes go
-by, so that only the start command goes out at the critical moment. A thread of its own
-waits for the volume: the trigger reader only hands it over. An onset between volumes waits
+by, so that only the start command goes out at the critical moment: from the trigger reader
+thread itself, before the trigger is recorded, when that never waits (TCS II ``try_start``);
+else a thread of its own starts it (the reader stays free). An onset between volumes waits
 its delay from that volume's trigger on the program clock. If the scheduled volume's
 trigger is missed (the one before it arrived), the stimulus starts where the volume was due
 plus a grace of a quarter TR at most 50 ms (``inferred_volume``); with two or more missing
@@ -25,6 +26,7 @@ from typing import Any
 from drivers.cuff_program import Inc, Step
 from drivers.errors import DeviceError
 from drivers.responses import Response
+from drivers.serial_input import time_critical
 from protocols.base import DONE, RATING, SCANNER_LOCKED, Answer, ProtocolError, Stimulus
 from qst_station.runner import RunContext
 
@@ -51,6 +53,7 @@ class _Armed:
     start: Callable[[], None]
     blind_allowed: bool = True
     trial: int | None = None
+    try_start: Callable[[], bool] | None = None  # on the trigger thread, if it never waits
     arrived: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
     cancelled: bool = False
@@ -105,15 +108,24 @@ class VolumeFollower:
             return
         self._jobs.put(job)
 
+    @time_critical
     def _on_volume(self, volume: Any) -> None:
-        """Trigger reader thread: note the volume, wake the starter if it is the one."""
+        """Trigger reader thread, before the trigger is recorded: note the volume; on the
+        armed one, start at once if that never waits (else the starter thread does)."""
         with self._lock:
             if not volume.inferred:
                 self._latest = (volume.index, volume.timestamp)
             job = self._armed
-        if job is not None and volume.index == job.volume and not job.arrived.is_set():
-            job.trigger_time, job.inferred = volume.timestamp, volume.inferred
-            job.arrived.set()
+        if job is None or volume.index != job.volume or job.arrived.is_set():
+            return
+        if job.delay_s == 0 and job.try_start is not None and not job.cancelled:
+            try:
+                if job.try_start():
+                    job.onset = self.clock.now()
+            except Exception as error:  # noqa: BLE001 - the starter thread hands it on
+                job.error = error
+        job.trigger_time, job.inferred = volume.timestamp, volume.inferred
+        job.arrived.set()
 
     def _serve(self) -> None:
         while (job := self._jobs.get()) is not None:
@@ -145,6 +157,10 @@ class VolumeFollower:
             wait = 0.05 if due is None else max(0.0, due + self.grace_s - now)
             job.arrived.wait(min(0.05, wait) / speed)
         if job.cancelled:
+            return
+        if job.error is not None:
+            raise job.error
+        if job.onset is not None:  # started on the trigger thread already
             return
         assert job.trigger_time is not None
         target = job.trigger_time + job.delay_s
@@ -211,9 +227,11 @@ class ScannerLockedDelivery:
         self._prepare(p)
         run.announce(stimulus)
         device_trigger = p.get("start") == "device-trigger"
+        start, try_start = self._start_for(run)
         job = _Armed(int(p["volume"]), float(p["delay_s"]),
-                     self._arm_input if device_trigger else self._start_for(run),
-                     blind_allowed=not device_trigger, trial=int(p["trial"]))
+                     self._arm_input if device_trigger else start,
+                     blind_allowed=not device_trigger, trial=int(p["trial"]),
+                     try_start=None if device_trigger else try_start)
         self._await_start(job, follower, p, run)
         return self._after_onset(job, stimulus, run)
 
@@ -233,9 +251,11 @@ class ScannerLockedDelivery:
             self.cuff.program(int(p["outlet"]), [Inc(p["rise"], rise_s),
                                                  Step(p["target"], p["plateau_s"])])
 
-    def _start_for(self, run: RunContext) -> Callable[[], None]:
-        """The start for the starter thread; read now so that a STOP from here on cancels
-        it (driver generation) or follows it."""
+    def _start_for(self, run: RunContext) -> tuple[Callable[[], None],
+                                                    Callable[[], bool] | None]:
+        """The start for the starter thread, and one for the trigger thread that never
+        waits (where the driver has it); the STOP count is read now, so that a STOP from
+        here on cancels them (driver generation) or follows them."""
         device = self.thermode if self.thermode is not None else self.cuff
         generation = getattr(device, "generation", None)
 
@@ -247,7 +267,15 @@ class ScannerLockedDelivery:
             else:
                 device.start(generation=generation)
 
-        return start
+        if not hasattr(device, "try_start"):
+            return start, None
+
+        def try_start() -> bool:
+            if run.stopped.is_set():
+                raise run.abort_error()
+            return bool(device.try_start(generation=generation))
+
+        return start, try_start
 
     def _arm_input(self) -> None:
         """Device-trigger mode: the trigger has come; the stimulator started on its own."""

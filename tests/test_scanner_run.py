@@ -290,3 +290,50 @@ def test_the_cli_runs_a_paradigm_file_and_names_bad_calibrations(tmp_path: Path)
     wrong = CliRunner().invoke(main, ["run", "ppt", "--simulate", "--calibration",
                                       str(tmp_path / "none.h5")])
     assert wrong.exit_code == 2 and "--calibration is for scanner runs" in wrong.output
+
+
+class _Device:
+    """Records which thread started it; ``busy``: try_start finds the wire in use."""
+
+    def __init__(self, busy: bool) -> None:
+        self.busy_wire, self.started_on, self.generation = busy, [], 0
+
+    def try_start(self, generation: int) -> bool:
+        if self.busy_wire:
+            return False
+        self.started_on.append(("try", __import__("threading").current_thread().name))
+        return True
+
+    def start(self, generation: int) -> None:
+        self.started_on.append(("start", __import__("threading").current_thread().name))
+
+
+@pytest.mark.parametrize("busy", [False, True])
+def test_the_start_goes_out_from_the_trigger_thread_unless_it_would_wait(busy: bool) -> None:
+    import threading
+
+    from drivers.volumes import Volume
+    from qst_station.deliver_scanner import VolumeFollower, _Armed
+    from qst_station.recording import Recording
+    from qst_station.runner import RunContext
+
+    class Triggers:
+        def subscribe(self, callback):  # noqa: ANN001, ANN202
+            self.callback = callback
+            return lambda: None
+
+    clock, triggers, device = SimulatedClock(1.0), Triggers(), _Device(busy)
+    follower = VolumeFollower(triggers, clock, tr_s=1.0)
+    delivery = ScannerLockedDelivery.__new__(ScannerLockedDelivery)
+    delivery.thermode, delivery.cuff = device, None
+    start, try_start = delivery._start_for(RunContext(Recording(clock)))
+    job = _Armed(3, 0.0, start, trial=1, try_start=try_start)
+    follower.arm(job)
+    reader = threading.Thread(target=lambda: [triggers.callback(Volume(i, clock.now()))
+                                              for i in (1, 2, 3)], name="trigger-reader")
+    reader.start()
+    reader.join()
+    assert job.done.wait(5.0) and job.error is None and job.onset is not None
+    expected = ("start", "volume-starter") if busy else ("try", "trigger-reader")
+    assert device.started_on == [expected]
+    follower.close()
