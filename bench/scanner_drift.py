@@ -1,22 +1,25 @@
 """Scanner drift: stimulus onsets against their volumes' triggers over a long real-time run.
 
-A simulated fMRI heat run (``qst_station.demo_session.record_demo_session``) in real time:
-the simulated scanner writes a trigger per volume on its pty, heat stimuli start on
-scheduled volumes (the demo's stimulator, a time-critical trigger subscriber, sends the
-pre-programmed TCS II ``L``), with the HDF5 session writer, the LSL publisher and the
-simulated ECG (over LSL, this machine only) running. The session file is then read with
-``qst_station.session.open``. For every stimulus (``stimulus_onset`` with its ``volume``):
+A scanner-locked heat run as ``qst-station run <paradigm> --simulate`` does it, in real
+time: a paradigm (``fmri-run``) with a heat stimulus every ``--every`` volumes, every other
+one between volumes (``--offset`` seconds after its volume's trigger), runs through
+``qst_station.protocol_session.ProtocolSession`` on the simulated scanner and TCS II, with
+the HDF5 session writer, the LSL publisher and the simulated ECG (over LSL, this machine
+only) running. The session file is then read with ``qst_station.session.open``. For every
+stimulus (``stimulus_onset`` with its ``volume`` and ``delay_s``):
 
-* onset minus its volume's ``trigger`` event (the trigger reader's arrival stamp);
-* onset minus the moment the simulated scanner wrote that volume's byte;
+* onset minus its scheduled time: its volume's ``trigger`` event (the trigger reader's
+  arrival stamp) plus its delay;
+* onset minus the moment the simulated scanner wrote that volume's byte, plus the delay;
 * the scanner's write minus the volume's place on the scanner's grid (its own lateness).
 
 Each as max, median and p99 in ms, whether all are within 1 ms, and the trend over the run
 (the median of each third of the run, and a linear fit of onset minus write against time
 in µs per minute, which a few late wake-ups can dominate). All stamps are on
-the program clock (``pylsl.local_clock``).
+the program clock (``pylsl.local_clock``). ``--path demo`` measures the demo's stimulator
+(``qst-station demo``) instead.
 
-Run: ``python bench/scanner_drift.py [--minutes 10] [--tr 2] [--every 4]``.
+Run: ``python bench/scanner_drift.py [--minutes 10] [--tr 2] [--every 4] [--offset 0.5]``.
 Results (every stimulus) go to ``bench/results/scanner_drift.json``.
 """
 
@@ -38,9 +41,11 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from qst_station import demo_session, session  # noqa: E402
+from protocols.files import parse_protocol  # noqa: E402
+from qst_station import demo_session, session, simulated_scanner  # noqa: E402
 from qst_station.clock import LslClock  # noqa: E402
 from qst_station.demo_session import DemoPlan, record_demo_session  # noqa: E402
+from qst_station.protocol_session import ProtocolSession  # noqa: E402
 from sim.scanner import SimulatedScanner  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "scanner_drift.json"
@@ -69,18 +74,48 @@ def stats_ms(values_s: list[float]) -> dict[str, Any]:
             "within_1ms": bool(np.all(np.abs(ms) <= WITHIN_S * 1000.0))}
 
 
-def run(minutes: float, tr_s: float, every: int, path: Path) -> dict[str, Any]:
+def paradigm(volumes: int, tr_s: float, every: int, offset_s: float) -> str:
+    """A heat trial on every ``every``-th volume from the 3rd; every other one ``offset_s``
+    after its volume's trigger. No ratings: the trials may follow each other closely."""
+    trials = "".join(
+        f"[[trials]]\nonset_s = {(v - 1) * tr_s + (offset_s if k % 2 else 0.0):.6f}\n"
+        "target_c = 45.0\n\n"
+        for k, v in enumerate(range(3, volumes - every + 1, every)))
+    return (f'[protocol]\nname = "drift-bench"\ntitle = "scanner drift bench"\n'
+            f'kind = "fmri-run"\ndevice = "thermode"\n\n[scanner]\ntr_s = {tr_s}\n'
+            f"dummy_volumes = 0\nvolumes = {volumes}\n\n[stimulus]\nrise_c_s = 20.0\n"
+            f"return_c_s = 20.0\nplateau_s = 2.0\nrating = false\n\n{trials}")
+
+
+def record(path: Path, minutes: float, tr_s: float, every: int, offset_s: float,
+           product: bool) -> tuple[int, int]:
+    """Record the run into ``path``; (volumes, stimuli planned)."""
     volumes = max(every + 2, round(minutes * 60.0 / tr_s))
-    plan = DemoPlan(volumes=volumes, tr_s=tr_s, every=every)
-    plan.check()
-    clock = LslClock()
-    TappedScanner.made.clear()
-    demo_session.SimulatedScanner = TappedScanner  # type: ignore[misc]  # the bench's tap
+    echo = lambda text: print(f"  {text}", flush=True)  # noqa: E731
+    if not product:
+        plan = DemoPlan(volumes=volumes, tr_s=tr_s, every=every)
+        plan.check()
+        demo_session.SimulatedScanner = TappedScanner  # type: ignore[misc]  # the tap
+        try:
+            record_demo_session(path, LslClock(), plan, participant="DRIFT01",
+                                visit="bench", print_line=echo)
+        finally:
+            demo_session.SimulatedScanner = SimulatedScanner  # type: ignore[misc]
+        return volumes, len(plan.stimulus_volumes())
+    protocol = parse_protocol(paradigm(volumes, tr_s, every, offset_s), "drift-bench.toml")
+    simulated_scanner.SimulatedScanner = TappedScanner  # type: ignore[misc]  # the tap
     try:
-        record_demo_session(path, clock, plan, participant="DRIFT01", visit="bench",
-                            print_line=lambda text: print(f"  {text}", flush=True))
+        ProtocolSession(protocol, LslClock(), path, seed=0, progress=echo,
+                        options={"scanner": {"start_delay_s": 2.0}}).run()
     finally:
-        demo_session.SimulatedScanner = SimulatedScanner  # type: ignore[misc]
+        simulated_scanner.SimulatedScanner = SimulatedScanner  # type: ignore[misc]
+    return volumes, len(protocol.trials)
+
+
+def run(minutes: float, tr_s: float, every: int, path: Path, offset_s: float = 0.5,
+        product: bool = True) -> dict[str, Any]:
+    TappedScanner.made.clear()
+    volumes, planned = record(path, minutes, tr_s, every, offset_s, product)
     scanner = TappedScanner.made[-1]
     written = {s.index: s.time for s in scanner.sent}
     grid = scanner.scheduled
@@ -89,14 +124,17 @@ def run(minutes: float, tr_s: float, every: int, path: Path) -> dict[str, Any]:
     rows = []
     for onset in recorded.events_of("stimulus_onset"):
         volume = int(onset.payload["volume"])
+        delay = float(onset.payload.get("delay_s", 0.0))
         trigger = triggers.get(volume)
         rows.append({
             "volume": volume,
+            "delay_s": delay,
             "onset": onset.timestamp,
-            "trigger": None if trigger is None else trigger.timestamp,
+            "trigger": None if trigger is None else trigger.timestamp + delay,
             "trigger_inferred": None if trigger is None else trigger.payload.get("inferred"),
-            "written": written.get(volume),
+            "written": None if volume not in written else written[volume] + delay,
             "scheduled": grid.get(volume),
+            "written_raw": written.get(volume),
         })
 
     def lags(a: str, b: str) -> list[float]:
@@ -109,13 +147,14 @@ def run(minutes: float, tr_s: float, every: int, path: Path) -> dict[str, Any]:
              * 60.0 * 1e6 if len(to_write) > 2 else float("nan"))
     return {
         "plan": {"minutes": minutes, "volumes": volumes, "tr_s": tr_s, "every": every,
-                 "stimuli_planned": len(plan.stimulus_volumes())},
+                 "offset_s": offset_s, "path": "fmri-run" if product else "demo",
+                 "stimuli_planned": planned},
         "status": recorded.status,
         "stimuli": len(rows),
         "triggers_recorded": len(triggers),
         "onset_minus_trigger": stats_ms(lags("onset", "trigger")),
         "onset_minus_write": stats_ms(lags("onset", "written")),
-        "write_minus_grid": stats_ms(lags("written", "scheduled")),
+        "write_minus_grid": stats_ms(lags("written_raw", "scheduled")),
         "drift_us_per_min": drift,
         "rows": rows,
     }
@@ -126,6 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0, help="run length, real time")
     parser.add_argument("--tr", type=float, default=2.0, help="TR in seconds")
     parser.add_argument("--every", type=int, default=4, help="a stimulus every N volumes")
+    parser.add_argument("--offset", type=float, default=0.5,
+                        help="every other stimulus this long after its volume's trigger (s)")
+    parser.add_argument("--path", choices=("fmri-run", "demo"), default="fmri-run",
+                        help="the scanner-run path measured")
     parser.add_argument("--keep", type=Path, help="keep the session file here")
     args = parser.parse_args(argv)
     print(f"scanner drift: {args.minutes:g} min of TR {args.tr:g} s in real time, "
@@ -133,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "sub-DRIFT01_ses-bench.h5"
-        result = run(args.minutes, args.tr, args.every, path)
+        result = run(args.minutes, args.tr, args.every, path, args.offset,
+                     args.path == "fmri-run")
         if args.keep:
             shutil.copy(path, args.keep)
     result["env"] = {"when": datetime.now(UTC).isoformat(timespec="seconds"),
