@@ -94,6 +94,7 @@ class ProtocolSession:
             station = self._build(stack)
             self.station = station
             self.protocol.check_devices(station.capabilities)
+            self._record_lsl(stack)
             runner = ProtocolRunner(procedure, self.recording, station.deliveries,
                                     name=self.protocol.name, progress=self.progress)
             runner.listeners.extend([*station.listeners, *self.listeners])
@@ -128,6 +129,18 @@ class ProtocolSession:
         if self.writer.error:
             raise RuntimeError(f"the session file was not completed: {self.writer.error}")
         return self.measures
+
+    def _record_lsl(self, stack: ExitStack) -> None:
+        """Record the LSL streams named in ``options["record_lsl"]`` (e.g. chosen in the
+        console's LSL tab) along with the run; one that does not resolve is an error."""
+        from qst_station.lsl_inlets import LslInletRecorder
+        from qst_station.recorders import record_status
+
+        for stream in self.options.get("record_lsl", ()):
+            inlet = LslInletRecorder(self.recording, stream, resolve_timeout_s=3.0)
+            inlet.connect()
+            stack.callback(inlet.disconnect)
+            record_status(self.recording, inlet, f"lsl:{stream}")
 
     @property
     def real(self) -> bool:

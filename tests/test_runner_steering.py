@@ -120,3 +120,24 @@ def test_a_full_disk_stops_the_run_keeps_what_was_written_and_the_device_safe(
     assert any(c.name == "abort" for c in device.log)  # the thermode was made safe
     s = session.open(tmp_path / "full.h5")  # what was written before is there
     assert s.parts[0].status in ("recording", "interrupted") and s.events
+
+
+def test_lsl_streams_chosen_for_the_run_are_recorded_along(tmp_path: Path) -> None:
+    import uuid
+
+    from sim.ecg import EcgSimulator
+
+    name = f"qst-test-ECG-{uuid.uuid4().hex[:8]}"
+    clock = SimulatedClock(10.0)
+    ecg = EcgSimulator(250.0, seed=1, clock=clock, name=name, rr_stream=False).start()
+    try:
+        run = ProtocolSession(parse_protocol(SHORT, "short.toml"), clock, tmp_path / "l.h5",
+                              exact_participant(), seed=5, progress=lambda line: None,
+                              options={"record_lsl": [name]})
+        run.run()
+    finally:
+        ecg.close()
+    s = session.open(tmp_path / "l.h5")
+    (recorded,) = [st for n, st in s.streams.items()
+                   if st.source.startswith(f"lsl:{name}") and not n.endswith(".clock_offset")]
+    assert recorded.lsl_type == "ECG" and len(recorded.time) > 250

@@ -60,6 +60,7 @@ class ConsoleWindow(QMainWindow):
         self.controller = RunController(clock, self)
         self.last_outcome: RunOutcome | None = None
         self.stop_reasons: list[str] = []
+        self.lsl_chosen: set[str] = set()  # LSL streams to record along with the next runs
         self._cursor = 0
         self._build(scan_lsl)
         self.controller.started.connect(self._run_started)
@@ -145,10 +146,11 @@ class ConsoleWindow(QMainWindow):
             self._warn("Calibration needed", str(missing))
             return None
         path = setup.session_path(self.folder, protocol.name)
-        options = None
+        options: dict[str, Any] = {"record_lsl": sorted(self.lsl_chosen)}
         if self.real_devices:  # the lab's devices; a person answers
-            options = {"station": "real", "config": self.config, "examiner": self.examiner,
-                       "responses": [self.rating_screen, self.keyboard]}
+            options.update({"station": "real", "config": self.config,
+                            "examiner": self.examiner,
+                            "responses": [self.rating_screen, self.keyboard]})
         try:
             live = self.controller.start(protocol, setup, path, seed=self.seed,
                                          options=options,
@@ -242,8 +244,10 @@ class ConsoleWindow(QMainWindow):
         self.statusBar().showMessage("EMERGENCY STOP: every stimulator aborted", 15000)
 
     def _lsl_choice(self, name: str, record: bool) -> None:
+        """Ticked streams are recorded along with the next runs."""
+        (self.lsl_chosen.add if record else self.lsl_chosen.discard)(name)
         what = "recorded" if record else "not recorded"
-        self.statusBar().showMessage(f"LSL stream {name!r} will be {what} in the next run "
+        self.statusBar().showMessage(f"LSL stream {name!r} will be {what} in the next runs "
                                      "(add it to the station configuration to keep it)", 8000)
 
     def _participant_screen(self, show: bool) -> None:
