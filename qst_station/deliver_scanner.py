@@ -28,6 +28,7 @@ from drivers.errors import DeviceError
 from drivers.responses import Response
 from drivers.serial_input import time_critical
 from protocols.base import DONE, RATING, SCANNER_LOCKED, Answer, ProtocolError, Stimulus
+from qst_station.deliver_thermal import start_unless_stopped
 from qst_station.runner import RunContext
 
 MAX_GRACE_S = 0.05
@@ -260,12 +261,7 @@ class ScannerLockedDelivery:
         generation = getattr(device, "generation", None)
 
         def start() -> None:
-            if run.stopped.is_set():
-                raise run.abort_error()
-            if generation is None:
-                device.start()
-            else:
-                device.start(generation=generation)
+            start_unless_stopped(device, run, generation)
 
         if not hasattr(device, "try_start"):
             return start, None

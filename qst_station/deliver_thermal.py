@@ -229,11 +229,16 @@ class ThermalDelivery:
         return float(np.mean(values[i, 1:]))  # zones 1-5 (column 0 is the neutral sensor)
 
 
-def start_unless_stopped(device: Any, run: RunContext) -> None:
+_NOW = object()
+
+
+def start_unless_stopped(device: Any, run: RunContext, generation: Any = _NOW) -> None:
     """``device.start()``, never after a STOP: a stop before this call raises the run's
     abort error, and one during it (it sets ``stopped``, then aborts the device) cancels the
-    start where the driver supports it (TCS II generation) or is followed by the abort."""
-    generation = getattr(device, "generation", None)
+    start where the driver counts STOPs (``generation``, read now unless given: pass the
+    count read when the start was decided) or is followed by the abort."""
+    if generation is _NOW:
+        generation = getattr(device, "generation", None)
     if run.stopped.is_set():
         raise run.abort_error()
     try:
