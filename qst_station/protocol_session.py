@@ -71,6 +71,10 @@ class ProtocolSession:
         if self._runner is not None:
             self._runner.resume()
 
+    @property
+    def paused(self) -> bool:
+        return self._runner is not None and self._runner.paused
+
     def skip_test(self) -> None:
         if self._runner is not None:
             self._runner.skip_test()

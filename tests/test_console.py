@@ -167,3 +167,19 @@ def screen_start(window: ConsoleWindow) -> float:
     rating = window.rating_screen.last_rating
     assert rating is not None
     return float(rating.start)
+
+
+def test_pause_and_resume_from_the_run_view(qtbot, console: ConsoleWindow) -> None:  # noqa: ANN001
+    set_up_participant(qtbot, console)
+    start(qtbot, console, "dfns-thermal")
+    wait_for_onset(qtbot, console)
+    panel = console.run_panel
+    qtbot.mouseClick(panel.pause_button, Qt.MouseButton.LeftButton)
+    assert console.controller.live.session.paused and panel.pause_button.text() == "Resume"
+    qtbot.mouseClick(panel.pause_button, Qt.MouseButton.LeftButton)
+    assert not console.controller.live.session.paused and panel.pause_button.text() == "Pause"
+    qtbot.keyClick(console, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: console.last_outcome is not None, timeout=30_000)
+    pauses = [e.payload["state"] for e in session.open(console.last_outcome.path)
+              .events_of("phase") if e.payload["name"] == "pause"]
+    assert pauses == ["start", "end"]

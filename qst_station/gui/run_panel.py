@@ -174,9 +174,7 @@ class RunPanel(QWidget):
             self.start_requested.emit(self.protocol)
 
     def _pause_clicked(self) -> None:
-        session = self.live.session if self.live else None
-        runner = getattr(session, "_runner", None)
-        if runner is not None and runner.paused:
+        if self.live is not None and self.live.session.paused:
             self.controller.resume()
             self.pause_button.setText("Pause")
         else:
