@@ -10,6 +10,7 @@ everything here reads snapshots on timers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +60,8 @@ class ConsoleWindow(QMainWindow):
         self.setWindowTitle("qst-station")
         self.controller = RunController(clock, self)
         self.last_outcome: RunOutcome | None = None
-        self.stop_reasons: list[str] = []
         self.lsl_chosen: set[str] = set()  # LSL streams to record along with the next runs
+        self._detach_buttons: Callable[[], None] | None = None
         self._cursor = 0
         self._build(scan_lsl)
         self.controller.started.connect(self._run_started)
@@ -163,7 +164,6 @@ class ConsoleWindow(QMainWindow):
 
     def _run_started(self, live: LiveRun) -> None:
         self._cursor = 0
-        self.stop_reasons = []
         self.session_panel.set_enabled_for_run(True, live.path)
         self.scanner_panel.set_feed(live.feed)
         self.scanner_panel.status = lambda: _scanner_status(live)
@@ -195,9 +195,8 @@ class ConsoleWindow(QMainWindow):
     def _run_finished(self, outcome: RunOutcome) -> None:
         self.last_outcome = outcome
         self.examiner_box.follow(None)
-        detach = getattr(self, "_detach_buttons", None)
-        if detach is not None:
-            detach()
+        if self._detach_buttons is not None:
+            self._detach_buttons()
             self._detach_buttons = None
         self.session_panel.set_enabled_for_run(False)
         self.rating_screen.rest()
@@ -233,7 +232,6 @@ class ConsoleWindow(QMainWindow):
     def emergency_stop(self) -> None:
         """Abort every stimulator now; the run ends as aborted, with the reason recorded."""
         reason = "emergency stop by the operator"
-        self.stop_reasons.append(reason)
         self.controller.stop(reason)
         manual = self.devices_panel.tcs_window  # the manual windows' stimulators too
         if manual is not None:
