@@ -57,6 +57,7 @@ def run(tmp_path: Path, name: str, **kw: object) -> tuple[Path, list]:
     protocol = kw.pop("protocol", None) or paradigm()
     options = kw.pop("options", {"scanner": {}})
     options["scanner"].setdefault("start_delay_s", 1.0)  # type: ignore[index]
+    options.setdefault("ecg", False)  # type: ignore[union-attr]  # the clean run has one
     measures = run_simulated(protocol, SimulatedClock(SPEED), path, seed=3,
                              progress=lambda line: None, options=options,  # type: ignore[arg-type]
                              **kw)  # type: ignore[arg-type]
@@ -65,7 +66,8 @@ def run(tmp_path: Path, name: str, **kw: object) -> tuple[Path, list]:
 
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
-    return run(tmp_path_factory.mktemp("scan"), "clean.h5")
+    return run(tmp_path_factory.mktemp("scan"), "clean.h5",
+               options={"scanner": {}, "ecg": True})
 
 
 def trigger_times(s: session.Session) -> dict[int, float]:
