@@ -32,6 +32,7 @@ from qst_station.recording import Channel, Recording, SessionInfo, StreamSpec
 from qst_station.session_writer import SessionWriter
 from qst_station.summary import format_summary, summarize
 from sim.ecg import beat_times, ecg_waveform, rr_series
+from tests.helpers import ManualClock
 
 SEED = 21
 RATE = 250.0
@@ -42,18 +43,6 @@ HPT = (305.0, 395.0)
 ONSETS = (320.0, 340.0, 360.0, 380.0)
 ECTOPIC, DROPPED = 60, 200  # beat indices
 
-
-class ManualClock:
-    speed = 1.0
-
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += seconds
 
 
 def _truth() -> np.ndarray:

@@ -8,19 +8,7 @@ from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
 from qst_station.gui.input_responses import KeyboardMouseResponses, key_codes
-
-
-class ManualClock:
-    """A clock the test sets by hand."""
-
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += seconds
+from tests.helpers import ManualClock
 
 
 @pytest.fixture
@@ -29,7 +17,7 @@ def screen(qtbot):
     widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
     widget.resize(200, 100)
     qtbot.addWidget(widget)
-    clock = ManualClock()
+    clock = ManualClock(100.0)
     source = KeyboardMouseResponses(widget, clock, keys={"Space": 1, "F": 2, "J": 3})
     received = []
     source.subscribe(received.append)

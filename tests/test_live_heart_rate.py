@@ -28,24 +28,11 @@ from qst_station.live_heart_rate import (
 from qst_station.lsl_inlets import LslInletRecorder
 from qst_station.recording import Channel, Recording, SessionInfo, StreamSpec
 from sim.ecg import FIRST_BEAT_S, EcgSimulator, beat_times, ecg_waveform, rr_series
+from tests.helpers import ManualClock
 
 T0 = 5000.0  # program-clock time of the first ECG sample
 IDLE_S = 60.0  # generous: wait_idle returns as soon as the worker has caught up
 
-
-class ManualClock:
-    """A program clock the test sets."""
-
-    speed = 1.0
-
-    def __init__(self, now: float = T0) -> None:
-        self.t = now
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += seconds
 
 
 class SimulatedEcg:
@@ -81,7 +68,7 @@ def rr_spec(unit: str = "s") -> StreamSpec:
 
 def started(live: LiveHeartRate, *specs: StreamSpec,
             clock: ManualClock | None = None) -> Recording:
-    recording = Recording(clock or ManualClock())
+    recording = Recording(clock or ManualClock(T0))
     recording.subscribe(live)
     for spec in specs:
         recording.add_stream(spec)

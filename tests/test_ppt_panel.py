@@ -15,23 +15,10 @@ from drivers.responses import Response
 from qst_station.clock import SimulatedClock
 from qst_station.gui.ppt_panel import PptPanel
 from sim.algometer import SimulatedAlgometer
+from tests.helpers import ManualClock
 
 T0 = 1000.0
 
-
-class ManualClock:
-    """A program clock the test sets."""
-
-    speed = 1.0
-
-    def __init__(self, now: float = T0) -> None:
-        self.t = now
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += seconds
 
 
 @dataclass
@@ -71,7 +58,7 @@ class ThreadedResponses:
 
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock()
+    return ManualClock(T0)
 
 
 @pytest.fixture

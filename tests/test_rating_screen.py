@@ -27,23 +27,10 @@ from qst_station.gui.rating_screen import (
     parse_scale,
     sample_for_screenshot,
 )
+from tests.helpers import ManualClock
 
 T0 = 500.0
 
-
-class ManualClock:
-    """A program clock the test sets."""
-
-    speed = 1.0
-
-    def __init__(self, now: float = T0) -> None:
-        self.t = now
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += seconds
 
 
 class FakeButtons:
@@ -82,7 +69,7 @@ class FakeButtons:
 
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock()
+    return ManualClock(T0)
 
 
 @pytest.fixture

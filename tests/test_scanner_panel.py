@@ -12,6 +12,7 @@ from qst_station.deliver_scanner import ScannerStatus
 from qst_station.event_feed import EventFeed
 from qst_station.gui.scanner_panel import ScannerPanel, countdown_text, sample_for_screenshot
 from qst_station.recording import Recording, SessionInfo
+from tests.helpers import ManualClock
 
 T0 = 500.0
 TR = 2.0
@@ -19,22 +20,10 @@ MISSED = "/dev/pts/3: missed 1 trigger(s): volume 6 inferred (interval 4.000 s, 
 EXTRA = "/dev/pts/3: extra trigger 0.310 s after volume 8 < 0.75 x TR 2.000 s; not counted"
 
 
-class ManualClock:
-    speed = 1.0
-
-    def __init__(self, now: float = T0) -> None:
-        self.t = now
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += seconds
-
 
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock()
+    return ManualClock(T0)
 
 
 @pytest.fixture
