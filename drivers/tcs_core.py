@@ -358,7 +358,8 @@ class TcsCore:
     # ------------------------------------------------------------------ stop
 
     def abort(self) -> None:
-        """``A`` now: the device returns to baseline. Leaves follow mode.
+        """``A`` now: the device returns to baseline. Leaves follow mode; an armed trigger
+        input is disarmed (``Osd``) right after.
 
         Never waits for a reply another command is waiting for, and a command sequence
         in progress on another thread stops before its next command.
@@ -373,6 +374,9 @@ class TcsCore:
         self._stim_end = None
         self._busy_until = now + self._return_estimate()
         self._link.write_urgent(b"A")
+        if self._settings.trigger_input:  # else the next scanner pulse restarts it
+            self._link.write_urgent(b"Osd")
+            self._settings = ts.apply(self._settings, decode_one(b"Osd"))
 
     def _return_estimate(self) -> float:
         """Seconds until every zone is back at baseline, from the last sample."""

@@ -194,6 +194,21 @@ def test_trigger_input_starts_once_per_arming(
     assert sim.device.idle
 
 
+def test_abort_disarms_the_trigger_input(
+    sim: SimulatedTcs, driver: TcsDriver, clock: Clock
+) -> None:
+    """STOP while armed: a later scanner pulse must not start the programmed stimulus."""
+    driver.enable_zones([1])
+    driver.configure(1, target=35.0, rise=50.0, ret=50.0, duration_ms=200)
+    driver.set_trigger_input(True)
+    assert wait_for(lambda: sim.device.settings.trigger_input, clock, 0.5)
+    driver.abort()
+    assert wait_for(lambda: not sim.device.settings.trigger_input, clock, 1.0)
+    assert not driver._settings.trigger_input  # the driver knows it is off
+    sim.external_trigger()  # the scanner goes on
+    assert not wait_for(lambda: not sim.device.idle, clock, 0.3)
+
+
 def test_limits_rounding_never_rounds_up() -> None:
     limits = ThermalLimits(max_celsius=49.95)
     sim_clock = None
