@@ -32,25 +32,9 @@ from qst_station.recording import Recording, SessionInfo
 from qst_station.session_writer import SessionWriter
 from qst_station.simulated_run import run_simulated
 from sim.participant import ParticipantModel
+from tests.test_simulated_run import SHORT as SIMULATED_SHORT
 
-SHORT = """
-[protocol]
-name = "short-thermal"
-title = "CDT and HPT, two ramps each"
-kind = "thermal-limits"
-site = "hand dorsum"
-
-[[tests]]
-test = "CDT"
-repetitions = 2
-isi_s = [1.0, 2.0]
-
-[[tests]]
-test = "HPT"
-repetitions = 2
-return_rate_c_s = 5.0
-isi_s = [1.0, 2.0]
-"""
+SHORT = SIMULATED_SHORT.replace('site = "thenar"', 'site = "hand dorsum"')
 SEX, AGE = "female", 34
 TIMEOUT_MS = 10_000
 
