@@ -8,7 +8,8 @@ its delay from that volume's trigger on the program clock. If the scheduled volu
 trigger is missed (the one before it arrived), the stimulus starts where the volume was due
 plus a grace of a quarter TR at most 50 ms (``inferred_volume``); with two or more missing
 it is not given. With ``start = "device-trigger"`` the stimulator's own trigger input,
-armed just before, starts it (TCS II ``Ose``; the onset is the trigger's arrival time).
+armed once the volume before has come, starts it (TCS II ``Ose``; the onset is the
+trigger's arrival time); a STOP or a missed trigger disarms it (the driver's abort).
 
 Ratings: a ``rating_prompt`` event after the stimulus, then the first ``vas`` response
 within ``rating_timeout_s``, or a ``rating_timeout`` event.
@@ -55,6 +56,7 @@ class _Armed:
     blind_allowed: bool = True
     trial: int | None = None
     try_start: Callable[[], bool] | None = None  # on the trigger thread, if it never waits
+    arm_input: Callable[[], None] | None = None  # device-trigger: once the volume before came
     arrived: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
     cancelled: bool = False
@@ -128,6 +130,19 @@ class VolumeFollower:
         job.trigger_time, job.inferred = volume.timestamp, volume.inferred
         job.arrived.set()
 
+    def _arm_after_previous(self, job: _Armed) -> None:
+        """Arm the stimulator's trigger input once the volume before ``job``'s has come (or
+        its time has passed): armed earlier, any earlier pulse would start the stimulus."""
+        before = job.volume - 1
+        while not job.cancelled:
+            latest = self.latest
+            due = self.due(before)
+            if (latest is not None and latest[0] >= before) or (
+                    due is not None and self.clock.now() > due + self.grace_s):
+                job.arm_input()  # type: ignore[misc]
+                return
+            job.arrived.wait(0.005 / self.clock.speed)
+
     def _serve(self) -> None:
         while (job := self._jobs.get()) is not None:
             try:
@@ -142,6 +157,8 @@ class VolumeFollower:
 
     def _run(self, job: _Armed) -> None:
         speed = self.clock.speed
+        if job.arm_input is not None:
+            self._arm_after_previous(job)
         while not job.arrived.is_set():
             if job.cancelled:
                 return
@@ -282,7 +299,7 @@ class ScannerLockedDelivery:
             if self.thermode is None or not hasattr(self.thermode, "set_trigger_input"):
                 raise ProtocolError("start = device-trigger needs a thermode with a trigger "
                                     "input (TCS II)")
-            self.thermode.set_trigger_input(True)
+            job.arm_input = lambda: self.thermode.set_trigger_input(True)
         follower.arm(job)
         cue_s, cued = float(p.get("cue_s", 0.0)), False
         while not job.done.wait(0.01 / run.clock.speed):

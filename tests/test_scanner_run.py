@@ -166,9 +166,13 @@ def test_the_thermodes_own_trigger_input_can_start_the_stimuli(tmp_path: Path) -
     onsets = s.events_of("stimulus_onset")
     assert [e.payload["started_by"] for e in onsets] == ["device-trigger"] * 2
     thermode = s.streams["thermode"]
-    for onset in onsets:  # the probe heats right after the trigger
+    triggers = trigger_times(s)
+    for onset in onsets:  # the probe heats right after its own trigger, not an earlier one
         later = (thermode.time > onset.timestamp + 0.3) & (thermode.time < onset.timestamp + 0.6)
         assert thermode.values[later, 1:].mean() > 33.0
+        before = ((thermode.time > triggers[onset.payload["volume"] - 3])
+                  & (thermode.time < onset.timestamp))
+        assert thermode.values[before, 1:].max() < 32.5
 
 
 def test_the_scanner_view_sees_the_next_stimulus_coming(tmp_path: Path,
@@ -346,3 +350,20 @@ def test_the_start_goes_out_from_the_trigger_thread_unless_it_would_wait(busy: b
     expected = ("start", "volume-starter") if busy else ("try", "trigger-reader")
     assert device.started_on == [expected]
     follower.close()
+
+
+def test_a_missed_trigger_in_device_trigger_mode_gives_no_stimulus_at_all(
+        tmp_path: Path) -> None:
+    """Armed for volume 5, whose pulse is lost: the input is disarmed, so volume 6's pulse
+    cannot start the stimulus late."""
+    text = PARADIGM.replace("{timeout}", "2.5").replace("volumes = 24",
+                                                        'volumes = 24\nstart = "device-trigger"')
+    text = text.replace("onset_s = 8.25", "onset_s = 8.5")
+    path, _ = run(tmp_path, "ttl-drop.h5", protocol=parse_protocol(text, "ttl.toml"),
+                  options={"scanner": {"drop": {5}}})
+    s = session.open(path)
+    assert [e.payload["trial"] for e in s.events_of("stimulus_onset")] == [2]
+    assert any("no trigger for volume 5" in e.payload["message"] for e in s.events_of("note"))
+    thermode = s.streams["thermode"]
+    first_trial = (thermode.time > trigger_times(s)[5]) & (thermode.time < trigger_times(s)[12])
+    assert thermode.values[first_trial, 1:].max() < 33.0  # never heated
