@@ -199,7 +199,9 @@ def test_record_button_records_a_session_the_plot_follows(
     assert window.record_button.isChecked() and window.session.active
     start_zone_1_ramp(qtbot, window)
     live = window.session.live.buffers["thermode"]
-    qtbot.waitUntil(lambda: len(live) > 20, timeout=TIMEOUT_MS)
+    heated = window.driver.baseline + 2.5  # the ramp is well under way (zone 1: column 1)
+    qtbot.waitUntil(lambda: len(live) > 20 and live.snapshot()[1][:, 1].max() > heated,
+                    timeout=TIMEOUT_MS)
     window.refresh()  # drawn from the recording's live buffer now
     x, _ = window.curves[1].getData()
     assert len(x) <= len(live)
